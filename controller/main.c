@@ -1,0 +1,66 @@
+/* main: the `tailor` program's entry point; parses the subcommand and hands over to it. */
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+#define EXIT_USAGE 2
+
+static const char usage_text[] =
+    "Usage: tailor [--help] <command> [flags]\n"
+    "\n"
+    "Right-sizes Kubernetes workloads and Karpenter NodePools from their usage history.\n"
+    "\n"
+    "Commands:\n"
+    "  run       run the operator (watches policies and workloads, writes Recommendations)\n"
+    "  scan      one-shot report against the current kubeconfig (no CRDs needed)\n"
+    "  version   print the version and exit\n"
+    "\n"
+    "Run 'tailor <command> --help' for the flags of a command.\n";
+
+static int cmd_version(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("Usage: tailor version\n\nPrints the version of tailor.\n");
+            return 0;
+        }
+        fprintf(stderr, "tailor version: unknown argument '%s'\n", argv[i]);
+        return EXIT_USAGE;
+    }
+    printf("tailor %s\n", TL_VERSION);
+    return 0;
+}
+
+static int cmd_not_built(const char *name)
+{
+    fprintf(stderr,
+            "tailor %s: this command is not built yet in this version; "
+            "see README.md for what exists today\n",
+            name);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage_text, stderr);
+        return EXIT_USAGE;
+    }
+    const char *command = argv[1];
+    if (strcmp(command, "--help") == 0 || strcmp(command, "-h") == 0 ||
+        strcmp(command, "help") == 0) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    if (strcmp(command, "version") == 0 || strcmp(command, "--version") == 0)
+        return cmd_version(argc - 1, argv + 1);
+    if (strcmp(command, "run") == 0 || strcmp(command, "scan") == 0)
+        return cmd_not_built(command);
+    if (command[0] == '-')
+        fprintf(stderr, "tailor: unknown flag '%s'\n\n", command);
+    else
+        fprintf(stderr, "tailor: unknown command '%s'\n\n", command);
+    fputs(usage_text, stderr);
+    return EXIT_USAGE;
+}
