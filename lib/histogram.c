@@ -146,6 +146,38 @@ double tl_histogram_percentile(const struct tl_histogram *hist, double p)
     return 0;
 }
 
+static double bucket_mid(const struct tl_histogram *hist, uint32_t i)
+{
+    size_t bucket = hist->lo + i;
+    double start = tl_histogram_bucket_start(hist->opts, bucket);
+    if (bucket + 1 >= hist->opts->nbuckets)
+        return start;
+    return (start + tl_histogram_bucket_start(hist->opts, bucket + 1)) / 2;
+}
+
+double tl_histogram_mean(const struct tl_histogram *hist)
+{
+    if (tl_histogram_is_empty(hist))
+        return 0;
+    double sum = 0;
+    for (uint32_t i = 0; i < hist->len; i++)
+        sum += hist->weights[i] * bucket_mid(hist, i);
+    return sum / hist->total;
+}
+
+double tl_histogram_stddev(const struct tl_histogram *hist)
+{
+    if (tl_histogram_is_empty(hist))
+        return 0;
+    double mean = tl_histogram_mean(hist);
+    double sum = 0;
+    for (uint32_t i = 0; i < hist->len; i++) {
+        double d = bucket_mid(hist, i) - mean;
+        sum += hist->weights[i] * d * d;
+    }
+    return sqrt(sum / hist->total);
+}
+
 enum tl_err tl_histogram_merge(struct tl_histogram *dst, const struct tl_histogram *src)
 {
     if (src->len == 0)

@@ -53,6 +53,13 @@ enum tl_err tl_histogram_add(struct tl_histogram *hist, double value, double wei
  */
 double tl_histogram_percentile(const struct tl_histogram *hist, double p);
 
+/*
+ * Weighted mean and standard deviation, taking each bucket at its midpoint (the last bucket at
+ * its start); used to tell spiky from steady usage. 0 when empty.
+ */
+double tl_histogram_mean(const struct tl_histogram *hist);
+double tl_histogram_stddev(const struct tl_histogram *hist);
+
 /* Adds all of src's weight into dst (same options), e.g. pods of one workload into one. */
 enum tl_err tl_histogram_merge(struct tl_histogram *dst, const struct tl_histogram *src);
 
