@@ -3,6 +3,8 @@
 #include <string.h>
 
 #include "log.h"
+#include "operator.h"
+#include "options.h"
 
 #define EXIT_USAGE 2
 
@@ -32,6 +34,23 @@ static int cmd_version(int argc, char **argv)
     return 0;
 }
 
+static int cmd_run(int argc, char **argv)
+{
+    struct tl_run_options opts;
+    char err[256];
+    if (tl_run_options_parse(argc - 1, argv + 1, &opts, err, sizeof(err)) != TL_OK) {
+        fprintf(stderr, "tailor run: %s\n\n", err);
+        tl_run_options_usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (opts.help) {
+        tl_run_options_usage(stdout);
+        return 0;
+    }
+    tl_log_configure(opts.log_level, opts.log_format, NULL);
+    return tl_operator_run(&opts);
+}
+
 static int cmd_not_built(const char *name)
 {
     fprintf(stderr,
@@ -55,7 +74,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(command, "version") == 0 || strcmp(command, "--version") == 0)
         return cmd_version(argc - 1, argv + 1);
-    if (strcmp(command, "run") == 0 || strcmp(command, "scan") == 0)
+    if (strcmp(command, "run") == 0)
+        return cmd_run(argc - 1, argv + 1);
+    if (strcmp(command, "scan") == 0)
         return cmd_not_built(command);
     if (command[0] == '-')
         fprintf(stderr, "tailor: unknown flag '%s'\n\n", command);

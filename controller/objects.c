@@ -1,0 +1,360 @@
+#include "objects.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "quantity.h"
+
+static const char *const kind_names[] = {"Deployment", "StatefulSet", "DaemonSet"};
+
+const char *tl_workload_kind_name(enum tl_workload_kind kind)
+{
+    switch (kind) {
+    case TL_KIND_DEPLOYMENT:
+        return kind_names[0];
+    case TL_KIND_STATEFULSET:
+        return kind_names[1];
+    case TL_KIND_DAEMONSET:
+        return kind_names[2];
+    }
+    return "Unknown";
+}
+
+bool tl_workload_kind_parse(const char *name, enum tl_workload_kind *out)
+{
+    for (size_t i = 0; i < 3; i++) {
+        if (strcmp(name, kind_names[i]) == 0) {
+            *out = (enum tl_workload_kind)(1u << i);
+            return true;
+        }
+    }
+    return false;
+}
+
+char *tl_rec_name(enum tl_workload_kind kind, const char *name)
+{
+    const char *k = tl_workload_kind_name(kind);
+    size_t len = strlen(k) + strlen(name) + 2;
+    char *out = malloc(len);
+    if (!out)
+        return NULL;
+    snprintf(out, len, "%s-%s", k, name);
+    for (char *p = out; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    return out;
+}
+
+double tl_resource_value(const cJSON *quantity, bool memory)
+{
+    char text[64];
+    if (cJSON_IsString(quantity))
+        snprintf(text, sizeof(text), "%s", quantity->valuestring);
+    else if (cJSON_IsNumber(quantity))
+        snprintf(text, sizeof(text), "%.17g", quantity->valuedouble);
+    else
+        return 0;
+    struct tl_quantity q;
+    int64_t milli = 0;
+    if (tl_quantity_parse(text, &q, NULL, 0) != TL_OK || tl_quantity_milli(&q, &milli) != TL_OK ||
+        milli < 0)
+        return 0;
+    return memory ? ceil((double)milli / 1000) : (double)milli / 1000;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static void read_resources(const cJSON *container, struct tl_resources *r)
+{
+    const cJSON *requests = tl_json_get(container, "resources", "requests", NULL);
+    const cJSON *limits = tl_json_get(container, "resources", "limits", NULL);
+    r->cpu_request = tl_resource_value(cJSON_GetObjectItemCaseSensitive(requests, "cpu"), false);
+    r->memory_request =
+        tl_resource_value(cJSON_GetObjectItemCaseSensitive(requests, "memory"), true);
+    r->cpu_limit = tl_resource_value(cJSON_GetObjectItemCaseSensitive(limits, "cpu"), false);
+    r->memory_limit = tl_resource_value(cJSON_GetObjectItemCaseSensitive(limits, "memory"), true);
+}
+
+void tl_workload_free(struct tl_workload *w)
+{
+    if (w == NULL)
+        return;
+    tl_labels_free(&w->labels);
+    for (size_t i = 0; i < w->ncontainers; i++)
+        free(w->containers[i].name);
+    free(w->containers);
+    free(w);
+}
+
+static int64_t int_or(const cJSON *obj, int64_t fallback)
+{
+    return cJSON_IsNumber(obj) ? (int64_t)obj->valuedouble : fallback;
+}
+
+enum tl_err tl_workload_from_json(const cJSON *obj, enum tl_workload_kind kind,
+                                  struct tl_workload **out)
+{
+    struct tl_workload *w = calloc(1, sizeof(*w));
+    if (!w)
+        return TL_ENOMEM;
+    w->kind = kind;
+    enum tl_err result =
+        tl_labels_from_json(tl_json_get(obj, "metadata", "labels", NULL), &w->labels);
+    if (result != TL_OK)
+        goto fail;
+    const cJSON *ignore = tl_json_get(obj, "metadata", "annotations", "tailor.dev/ignore", NULL);
+    w->ignored = cJSON_IsString(ignore) && strcmp(ignore->valuestring, "true") == 0;
+    w->generation = int_or(tl_json_get(obj, "metadata", "generation", NULL), 0);
+    w->observed_generation = int_or(tl_json_get(obj, "status", "observedGeneration", NULL), 0);
+    if (kind == TL_KIND_DAEMONSET) {
+        w->replicas = (int)int_or(tl_json_get(obj, "status", "desiredNumberScheduled", NULL), 0);
+        w->ready_replicas = (int)int_or(tl_json_get(obj, "status", "numberReady", NULL), 0);
+        w->updated_replicas =
+            (int)int_or(tl_json_get(obj, "status", "updatedNumberScheduled", NULL), 0);
+    }
+    else {
+        /* An absent spec.replicas means one, as the API server defaults it. */
+        w->replicas = (int)int_or(tl_json_get(obj, "spec", "replicas", NULL), 1);
+        w->ready_replicas = (int)int_or(tl_json_get(obj, "status", "readyReplicas", NULL), 0);
+        w->updated_replicas = (int)int_or(tl_json_get(obj, "status", "updatedReplicas", NULL), 0);
+    }
+    const cJSON *pod_spec = tl_json_get(obj, "spec", "template", "spec", NULL);
+    const cJSON *init = cJSON_GetObjectItemCaseSensitive(pod_spec, "initContainers");
+    const cJSON *apps = cJSON_GetObjectItemCaseSensitive(pod_spec, "containers");
+    size_t n = tl_json_size(init) + tl_json_size(apps);
+    if (n > 0) {
+        w->containers = calloc(n, sizeof(*w->containers));
+        if (!w->containers) {
+            result = TL_ENOMEM;
+            goto fail;
+        }
+    }
+    const cJSON *lists[2] = {apps, init};
+    for (size_t l = 0; l < 2; l++) {
+        const cJSON *c;
+        cJSON_ArrayForEach(c, lists[l])
+        {
+            const cJSON *name = cJSON_GetObjectItemCaseSensitive(c, "name");
+            if (!cJSON_IsString(name))
+                continue;
+            struct tl_container *out_c = &w->containers[w->ncontainers];
+            out_c->name = strdup(name->valuestring);
+            if (!out_c->name) {
+                result = TL_ENOMEM;
+                goto fail;
+            }
+            w->ncontainers++;
+            /* A restartable init container is a sidecar (KEP-753): it runs all along. */
+            const cJSON *policy = cJSON_GetObjectItemCaseSensitive(c, "restartPolicy");
+            if (l == 0)
+                out_c->type = TL_CONTAINER_APP;
+            else if (cJSON_IsString(policy) && strcmp(policy->valuestring, "Always") == 0)
+                out_c->type = TL_CONTAINER_SIDECAR;
+            else
+                out_c->type = TL_CONTAINER_INIT;
+            read_resources(c, &out_c->resources);
+        }
+    }
+    *out = w;
+    return TL_OK;
+fail:
+    tl_workload_free(w);
+    return result;
+}
+
+void tl_hpa_free(struct tl_hpa *h)
+{
+    if (h == NULL)
+        return;
+    free(h->target_kind);
+    free(h->target_name);
+    free(h);
+}
+
+enum tl_err tl_hpa_from_json(const cJSON *obj, struct tl_hpa **out)
+{
+    const cJSON *ref = tl_json_get(obj, "spec", "scaleTargetRef", NULL);
+    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(ref, "kind");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(ref, "name");
+    if (!cJSON_IsString(kind) || !cJSON_IsString(name))
+        return TL_EINVAL;
+    struct tl_hpa *h = calloc(1, sizeof(*h));
+    if (!h)
+        return TL_ENOMEM;
+    h->target_kind = strdup(kind->valuestring);
+    h->target_name = strdup(name->valuestring);
+    if (!h->target_kind || !h->target_name) {
+        tl_hpa_free(h);
+        return TL_ENOMEM;
+    }
+    h->min_replicas = (int)int_or(tl_json_get(obj, "spec", "minReplicas", NULL), 1);
+    h->max_replicas = (int)int_or(tl_json_get(obj, "spec", "maxReplicas", NULL), 1);
+    h->current_replicas = (int)int_or(tl_json_get(obj, "status", "currentReplicas", NULL), 0);
+    const cJSON *metric;
+    cJSON_ArrayForEach(metric, tl_json_get(obj, "spec", "metrics", NULL))
+    {
+        const cJSON *res = cJSON_GetObjectItemCaseSensitive(metric, "resource");
+        const cJSON *rname = cJSON_GetObjectItemCaseSensitive(res, "name");
+        const cJSON *target = tl_json_get(res, "target", "averageUtilization", NULL);
+        if (!cJSON_IsString(rname) || !cJSON_IsNumber(target))
+            continue;
+        if (strcmp(rname->valuestring, "cpu") == 0)
+            h->cpu_target_percent = (int)target->valuedouble;
+        else if (strcmp(rname->valuestring, "memory") == 0)
+            h->memory_target_percent = (int)target->valuedouble;
+    }
+    *out = h;
+    return TL_OK;
+}
+
+void tl_namespace_free(struct tl_namespace *n)
+{
+    if (n == NULL)
+        return;
+    tl_labels_free(&n->labels);
+    free(n);
+}
+
+enum tl_err tl_namespace_from_json(const cJSON *obj, struct tl_namespace **out)
+{
+    struct tl_namespace *n = calloc(1, sizeof(*n));
+    if (!n)
+        return TL_ENOMEM;
+    enum tl_err result =
+        tl_labels_from_json(tl_json_get(obj, "metadata", "labels", NULL), &n->labels);
+    if (result != TL_OK) {
+        free(n);
+        return result;
+    }
+    *out = n;
+    return TL_OK;
+}
+
+static void conditions_free(struct tl_condition *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(c[i].type);
+        free(c[i].status);
+        free(c[i].reason);
+        free(c[i].message);
+        free(c[i].last_transition_time);
+    }
+    free(c);
+}
+
+void tl_policy_obj_free(struct tl_policy_obj *p)
+{
+    if (p == NULL)
+        return;
+    if (p->valid)
+        tl_policy_free(&p->policy);
+    free(p->invalid_reason);
+    free(p->created);
+    free(p->status_json);
+    conditions_free(p->conditions, p->nconditions);
+    free(p);
+}
+
+static const char *str_at(const cJSON *obj, const char *key)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsString(item) ? item->valuestring : NULL;
+}
+
+enum tl_err tl_policy_obj_from_json(const cJSON *obj, struct tl_policy_obj **out)
+{
+    struct tl_policy_obj *p = calloc(1, sizeof(*p));
+    if (!p)
+        return TL_ENOMEM;
+    char err[512] = "";
+    enum tl_err result =
+        tl_policy_parse(tl_json_get(obj, "spec", NULL), &p->policy, err, sizeof(err));
+    if (result == TL_ENOMEM)
+        goto fail;
+    p->valid = result == TL_OK;
+    if (!p->valid && (p->invalid_reason = strdup(err)) == NULL) {
+        result = TL_ENOMEM;
+        goto fail;
+    }
+    p->generation = int_or(tl_json_get(obj, "metadata", "generation", NULL), 0);
+    p->created =
+        dup_or_null(str_at(cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "creationTimestamp"));
+    const cJSON *status = cJSON_GetObjectItemCaseSensitive(obj, "status");
+    p->observed_generation =
+        int_or(cJSON_GetObjectItemCaseSensitive(status, "observedGeneration"), 0);
+    if (status != NULL && (p->status_json = tl_json_print(status)) == NULL) {
+        result = TL_ENOMEM;
+        goto fail;
+    }
+    const cJSON *conds = cJSON_GetObjectItemCaseSensitive(status, "conditions");
+    size_t n = tl_json_size(conds);
+    if (n > 0) {
+        p->conditions = calloc(n, sizeof(*p->conditions));
+        if (!p->conditions) {
+            result = TL_ENOMEM;
+            goto fail;
+        }
+    }
+    const cJSON *c;
+    cJSON_ArrayForEach(c, conds)
+    {
+        struct tl_condition *dst = &p->conditions[p->nconditions++];
+        dst->type = dup_or_null(str_at(c, "type"));
+        dst->status = dup_or_null(str_at(c, "status"));
+        dst->reason = dup_or_null(str_at(c, "reason"));
+        dst->message = dup_or_null(str_at(c, "message"));
+        dst->last_transition_time = dup_or_null(str_at(c, "lastTransitionTime"));
+    }
+    *out = p;
+    return TL_OK;
+fail:
+    tl_policy_obj_free(p);
+    return result;
+}
+
+void tl_rec_obj_free(struct tl_rec_obj *r)
+{
+    if (r == NULL)
+        return;
+    free(r->target_kind);
+    free(r->target_name);
+    free(r->policy_ns);
+    free(r->policy_name);
+    free(r->phase);
+    free(r->status_json);
+    free(r);
+}
+
+enum tl_err tl_rec_obj_from_json(const cJSON *obj, struct tl_rec_obj **out)
+{
+    struct tl_rec_obj *r = calloc(1, sizeof(*r));
+    if (!r)
+        return TL_ENOMEM;
+    const cJSON *spec = cJSON_GetObjectItemCaseSensitive(obj, "spec");
+    const cJSON *target = cJSON_GetObjectItemCaseSensitive(spec, "targetRef");
+    const cJSON *policy = cJSON_GetObjectItemCaseSensitive(spec, "policyRef");
+    const cJSON *status = cJSON_GetObjectItemCaseSensitive(obj, "status");
+    r->target_kind = dup_or_null(str_at(target, "kind"));
+    r->target_name = dup_or_null(str_at(target, "name"));
+    r->policy_ns = dup_or_null(str_at(policy, "namespace"));
+    r->policy_name = dup_or_null(str_at(policy, "name"));
+    r->approved_revision = int_or(tl_json_get(spec, "approval", "approvedRevision", NULL), 0);
+    r->unblock_revision = int_or(tl_json_get(spec, "approval", "unblockRevision", NULL), 0);
+    r->revision = int_or(cJSON_GetObjectItemCaseSensitive(status, "revision"), 0);
+    r->generation = int_or(tl_json_get(obj, "metadata", "generation", NULL), 0);
+    const cJSON *usd = tl_json_get(status, "savings", "monthlyUSD", NULL);
+    r->savings_usd = cJSON_IsString(usd) ? strtod(usd->valuestring, NULL) : 0;
+    r->phase = dup_or_null(str_at(status, "phase"));
+    if (status != NULL && (r->status_json = tl_json_print(status)) == NULL) {
+        tl_rec_obj_free(r);
+        return TL_ENOMEM;
+    }
+    *out = r;
+    return TL_OK;
+}

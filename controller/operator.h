@@ -1,0 +1,93 @@
+/* operator: the running controller's state, its informers and work queue, shared by reconcilers. */
+#ifndef TL_OPERATOR_H
+#define TL_OPERATOR_H
+
+#include <ev.h>
+#include <stdbool.h>
+
+#include "catalog.h"
+#include "informer.h"
+#include "kube_client.h"
+#include "kube_creds.h"
+#include "kubeconfig.h"
+#include "objects.h"
+#include "options.h"
+#include "strmap.h"
+#include "workqueue.h"
+
+/* Work queue keys: "w/NS/KIND/NAME" sizes one workload, "p/NS/NAME" writes one policy's status,
+ * "a" recomputes which policy sizes which workload. */
+#define TL_KEY_ASSIGN "a"
+
+struct tl_usage_source; /* usage histograms by workload container; see usage_source.h */
+
+struct tl_operator_stats {
+    unsigned long reconciles;
+    unsigned long reconcile_errors;
+    unsigned long writes;
+    unsigned long status_writes_skipped; /* desired status already in place */
+};
+
+struct tl_operator;
+
+/* The argument a workload informer's projection and handlers get. */
+struct tl_workload_ctx {
+    struct tl_operator *op;
+    enum tl_workload_kind kind;
+};
+
+struct tl_operator {
+    struct ev_loop *loop;
+    const struct tl_run_options *opts;
+    struct tl_kube_config *config;
+    struct tl_kube_creds *creds;
+    struct tl_kube_client *client;
+
+    struct tl_informer *namespaces;
+    struct tl_informer *workloads[3]; /* Deployments, StatefulSets, DaemonSets */
+    struct tl_informer *hpas;
+    struct tl_informer *policies;
+    struct tl_informer *recs;
+    struct tl_workload_ctx workload_ctx[3];
+    bool synced;
+
+    struct tl_kube_resource rec_resource;
+    struct tl_kube_resource policy_resource;
+
+    struct tl_workqueue *queue;
+    struct tl_strmap *assignment;   /* "NS/KIND/NAME" -> owned "POLICY_NS/POLICY_NAME" */
+    struct tl_strmap *region_rates; /* region -> owned struct tl_cost_rates */
+    struct tl_usage_source *usage;  /* may be NULL: no metrics yet */
+
+    ev_signal sigint;
+    ev_signal sigterm;
+    ev_timer resync;
+    bool stopping;
+    struct tl_operator_stats stats;
+};
+
+/* Runs `tailor run` until SIGINT/SIGTERM; returns the process exit code. */
+int tl_operator_run(const struct tl_run_options *opts);
+
+/* Index of a workload kind in op->workloads. */
+int tl_operator_kind_index(enum tl_workload_kind kind);
+
+/* Queues a workload's reconcile. */
+void tl_operator_enqueue_workload(struct tl_operator *op, const char *ns, const char *kind,
+                                  const char *name);
+
+/* Recomputes one workload's policy; true when it changed (old and new winners are queued). */
+bool tl_operator_reassign(struct tl_operator *op, const char *ns, enum tl_workload_kind kind,
+                          const char *name);
+
+/* Reconcilers (rec_reconcile.c, policy_reconcile.c): each calls tl_workqueue_done for key. */
+void tl_reconcile_workload(struct tl_operator *op, const char *key);
+void tl_reconcile_policy(struct tl_operator *op, const char *key);
+
+/* Cost rates for a policy: its custom rates, else its region's from the catalog (cached). */
+struct tl_cost_rates tl_operator_rates(struct tl_operator *op, const struct tl_policy *policy);
+
+/* Ends a reconcile: done, and forget or requeue with backoff. */
+void tl_operator_finish(struct tl_operator *op, const char *key, enum tl_err result);
+
+#endif
