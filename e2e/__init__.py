@@ -1,0 +1,1 @@
+"""End-to-end test infrastructure for Tailor (local API server, scenarios)."""

@@ -1,0 +1,1 @@
+"""Unit and in-process HTTP tests for the local API server."""
