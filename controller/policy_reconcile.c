@@ -81,7 +81,9 @@ static bool find_lost(void *arg, const struct tl_kube_store_item *item)
 static void on_written(void *arg, struct tl_kube_result *res)
 {
     struct tally *t = arg;
-    if (res->err != TL_OK && res->err != TL_ENOTFOUND)
+    if (res->err == TL_ECONFLICT)
+        TL_DEBUG("policy status update conflicted; retrying", TL_STR("policy", t->key));
+    else if (res->err != TL_OK && res->err != TL_ENOTFOUND)
         TL_WARN("policy status update failed", TL_STR("policy", t->key), TL_INT("code", res->code),
                 TL_STR("reason", res->status && res->status->message ? res->status->message
                                                                      : tl_strerror(res->err)));

@@ -55,6 +55,11 @@ static enum tl_err result_error(struct job *job, const struct tl_kube_result *re
 {
     if (res->err == TL_OK)
         return TL_OK;
+    if (res->err == TL_ECONFLICT) {
+        /* A stale cache: the update event is on its way, and the retry reads it. */
+        TL_DEBUG(what, TL_STR("ns", job->ns), TL_STR("name", job->rec_name), TL_INT("code", 409));
+        return res->err;
+    }
     TL_WARN(what, TL_STR("ns", job->ns), TL_STR("name", job->rec_name), TL_INT("code", res->code),
             TL_STR("reason", res->status && res->status->message ? res->status->message
                                                                  : tl_strerror(res->err)));

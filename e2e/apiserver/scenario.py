@@ -1967,8 +1967,8 @@ def _cond(ctype, status, reason, message, when, heartbeat=False):
         c["lastHeartbeatTime"] = when
     if reason:
         c["reason"] = reason
-    if message:
-        c["message"] = message
+    # Karpenter's NodePool schema requires message, even when it is empty.
+    c["message"] = message or ""
     return c
 
 
