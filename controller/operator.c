@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "assign.h"
+#include "election.h"
 #include "log.h"
 #include "policy.h"
 
@@ -88,7 +89,7 @@ static void free_rec(void *arg, void *proj)
 
 static void enqueue(struct tl_operator *op, const char *key)
 {
-    if (!op->synced || op->stopping)
+    if (!op->synced || op->stopping || !op->leading)
         return; /* the first full pass after sync covers everything */
     enum tl_err result = tl_workqueue_add(op->queue, key);
     if (result != TL_OK)
@@ -375,7 +376,11 @@ static void process(struct tl_workqueue *q, const char *key, void *ctx)
 {
     (void)q;
     struct tl_operator *op = ctx;
-    if (strcmp(key, TL_KEY_ASSIGN) == 0) {
+    if (!op->leading) {
+        /* A follower keeps its caches warm and writes nothing; it starts over when it leads. */
+        tl_operator_finish(op, key, TL_OK);
+    }
+    else if (strcmp(key, TL_KEY_ASSIGN) == 0) {
         reassign_all(op);
         tl_kube_store_foreach(tl_informer_store(op->recs), enqueue_rec_target, op);
         tl_operator_finish(op, key, TL_OK);
@@ -417,6 +422,13 @@ struct tl_cost_rates tl_operator_rates(struct tl_operator *op, const struct tl_p
 }
 
 /* ---- Life cycle ---- */
+
+static void on_leadership(struct tl_operator *op, bool leading)
+{
+    op->leading = leading;
+    if (leading)
+        enqueue(op, TL_KEY_ASSIGN);
+}
 
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
@@ -527,6 +539,7 @@ static void on_sync_check(struct ev_loop *loop, ev_timer *w, int revents)
 
 static void destroy(struct tl_operator *op)
 {
+    tl_election_destroy(op->election, 0);
     for (int i = 0; i < 3; i++)
         tl_informer_destroy(op->workloads[i]);
     tl_informer_destroy(op->namespaces);
@@ -576,6 +589,11 @@ int tl_operator_run(const struct tl_run_options *opts)
     }
     if (start_informers(&op) != TL_OK || tl_workqueue_start(op.queue, process, &op) != TL_OK)
         goto out;
+    op.leading = !opts->leader_elect;
+    if (opts->leader_elect && tl_election_start(&op, on_leadership, &op.election) != TL_OK) {
+        TL_ERROR("cannot start leader election");
+        goto out;
+    }
 
     ev_timer sync_check;
     ev_timer_init(&sync_check, on_sync_check, 0.05, 0.05);
@@ -595,6 +613,8 @@ int tl_operator_run(const struct tl_run_options *opts)
             TL_STR("namespace", opts->namespace), TL_BOOL("dry_run", opts->dry_run));
     ev_run(op.loop, 0);
 
+    tl_election_destroy(op.election, 2.0);
+    op.election = NULL;
     ev_timer_stop(op.loop, &sync_check);
     ev_timer_stop(op.loop, &op.resync);
     ev_signal_stop(op.loop, &op.sigint);

@@ -59,6 +59,9 @@ struct tl_operator {
     struct tl_strmap *region_rates; /* region -> owned struct tl_cost_rates */
     struct tl_usage_source *usage;  /* may be NULL: no metrics yet */
 
+    struct tl_election *election; /* NULL without --leader-elect */
+    bool leading;                 /* only the leader reconciles and writes */
+
     ev_signal sigint;
     ev_signal sigterm;
     ev_timer resync;

@@ -82,6 +82,7 @@ class ApiServer:
 
     def stop(self):
         stop(self.proc)
+        self.proc.stdout.close()
         self.log.close()
 
 
