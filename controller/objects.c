@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "leader.h"
 #include "quantity.h"
 
 static const char *const kind_names[] = {"Deployment", "StatefulSet", "DaemonSet"};
@@ -86,6 +87,7 @@ void tl_workload_free(struct tl_workload *w)
     if (w == NULL)
         return;
     tl_labels_free(&w->labels);
+    tl_labels_free(&w->template_labels);
     for (size_t i = 0; i < w->ncontainers; i++)
         free(w->containers[i].name);
     free(w->containers);
@@ -124,6 +126,10 @@ enum tl_err tl_workload_from_json(const cJSON *obj, enum tl_workload_kind kind,
         w->ready_replicas = (int)int_or(tl_json_get(obj, "status", "readyReplicas", NULL), 0);
         w->updated_replicas = (int)int_or(tl_json_get(obj, "status", "updatedReplicas", NULL), 0);
     }
+    result = tl_labels_from_json(tl_json_get(obj, "spec", "template", "metadata", "labels", NULL),
+                                 &w->template_labels);
+    if (result != TL_OK)
+        goto fail;
     const cJSON *pod_spec = tl_json_get(obj, "spec", "template", "spec", NULL);
     const cJSON *init = cJSON_GetObjectItemCaseSensitive(pod_spec, "initContainers");
     const cJSON *apps = cJSON_GetObjectItemCaseSensitive(pod_spec, "containers");
@@ -356,5 +362,136 @@ enum tl_err tl_rec_obj_from_json(const cJSON *obj, struct tl_rec_obj **out)
         return TL_ENOMEM;
     }
     *out = r;
+    return TL_OK;
+}
+
+double tl_parse_time(const char *text)
+{
+    int64_t us = 0;
+    if (text == NULL || tl_microtime_parse(text, &us) != TL_OK)
+        return 0;
+    return (double)us / 1e6;
+}
+
+void tl_pod_free(struct tl_pod *p)
+{
+    if (p == NULL)
+        return;
+    free(p->owner_kind);
+    free(p->owner_name);
+    for (size_t i = 0; i < p->ncontainers; i++)
+        free(p->containers[i].name);
+    free(p->containers);
+    free(p);
+}
+
+/* The workload behind a pod's controller owner: a ReplicaSet "web-7d9c8f" is Deployment "web". */
+static enum tl_err pod_owner(const cJSON *obj, struct tl_pod *p)
+{
+    const cJSON *ref;
+    cJSON_ArrayForEach(ref, tl_json_get(obj, "metadata", "ownerReferences", NULL))
+    {
+        const cJSON *controller = cJSON_GetObjectItemCaseSensitive(ref, "controller");
+        const char *kind = str_at(ref, "kind");
+        const char *name = str_at(ref, "name");
+        if (!cJSON_IsTrue(controller) || !kind || !name)
+            continue;
+        if (strcmp(kind, "ReplicaSet") == 0) {
+            const char *dash = strrchr(name, '-');
+            p->owner_kind = strdup("Deployment");
+            p->owner_name = dash ? strndup(name, (size_t)(dash - name)) : strdup(name);
+        }
+        else {
+            p->owner_kind = strdup(kind);
+            p->owner_name = strdup(name);
+        }
+        return p->owner_kind && p->owner_name ? TL_OK : TL_ENOMEM;
+    }
+    return TL_OK;
+}
+
+enum tl_err tl_pod_from_json(const cJSON *obj, struct tl_pod **out)
+{
+    struct tl_pod *p = calloc(1, sizeof(*p));
+    if (!p)
+        return TL_ENOMEM;
+    enum tl_err result = pod_owner(obj, p);
+    if (result != TL_OK)
+        goto fail;
+    p->created = tl_parse_time(
+        str_at(cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "creationTimestamp"));
+    const cJSON *cond;
+    cJSON_ArrayForEach(cond, tl_json_get(obj, "status", "conditions", NULL))
+    {
+        const char *type = str_at(cond, "type");
+        const char *status = str_at(cond, "status");
+        if (type && status && strcmp(type, "Ready") == 0)
+            p->ready = strcmp(status, "True") == 0;
+    }
+    const cJSON *statuses = tl_json_get(obj, "status", "containerStatuses", NULL);
+    size_t n = tl_json_size(statuses);
+    if (n > 0 && !(p->containers = calloc(n, sizeof(*p->containers)))) {
+        result = TL_ENOMEM;
+        goto fail;
+    }
+    const cJSON *cs;
+    cJSON_ArrayForEach(cs, statuses)
+    {
+        const char *name = str_at(cs, "name");
+        if (!name)
+            continue;
+        struct tl_container_health *h = &p->containers[p->ncontainers];
+        if (!(h->name = strdup(name))) {
+            result = TL_ENOMEM;
+            goto fail;
+        }
+        p->ncontainers++;
+        h->ready = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cs, "ready"));
+        h->restarts = (int)int_or(cJSON_GetObjectItemCaseSensitive(cs, "restartCount"), 0);
+        const cJSON *term = tl_json_get(cs, "lastState", "terminated", NULL);
+        const char *reason = str_at(term, "reason");
+        h->oom_killed = reason && strcmp(reason, "OOMKilled") == 0;
+        h->oom_finished = tl_parse_time(str_at(term, "finishedAt"));
+        const char *waiting = str_at(tl_json_get(cs, "state", "waiting", NULL), "reason");
+        h->crash_loop = waiting && strcmp(waiting, "CrashLoopBackOff") == 0;
+        const cJSON *spec_c;
+        cJSON_ArrayForEach(spec_c, tl_json_get(obj, "spec", "containers", NULL))
+        {
+            const char *spec_name = str_at(spec_c, "name");
+            if (spec_name && strcmp(spec_name, name) == 0)
+                h->memory_limit = tl_resource_value(
+                    tl_json_get(spec_c, "resources", "limits", "memory", NULL), true);
+        }
+    }
+    *out = p;
+    return TL_OK;
+fail:
+    tl_pod_free(p);
+    return result;
+}
+
+void tl_pdb_free(struct tl_pdb *p)
+{
+    if (p == NULL)
+        return;
+    tl_selector_free(&p->selector);
+    free(p);
+}
+
+enum tl_err tl_pdb_from_json(const cJSON *obj, struct tl_pdb **out)
+{
+    struct tl_pdb *p = calloc(1, sizeof(*p));
+    if (!p)
+        return TL_ENOMEM;
+    char err[256];
+    enum tl_err result = tl_selector_parse(tl_json_get(obj, "spec", "selector", NULL),
+                                           "spec.selector", &p->selector, err, sizeof(err));
+    if (result != TL_OK) {
+        free(p);
+        return result;
+    }
+    /* Before the controller computes status, assume no disruption is allowed: safe. */
+    p->disruptions_allowed = (int)int_or(tl_json_get(obj, "status", "disruptionsAllowed", NULL), 0);
+    *out = p;
     return TL_OK;
 }

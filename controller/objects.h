@@ -32,6 +32,33 @@ struct tl_workload {
     int64_t observed_generation;
     struct tl_container *containers;
     size_t ncontainers;
+    struct tl_labels template_labels; /* the pods' labels, which PDBs select on */
+};
+
+/* A container's health as the kubelet reports it. */
+struct tl_container_health {
+    char *name;
+    bool ready;
+    int restarts;
+    bool oom_killed;     /* lastState.terminated.reason is OOMKilled */
+    double oom_finished; /* when that termination ended, epoch seconds */
+    bool crash_loop;     /* state.waiting.reason is CrashLoopBackOff */
+    double memory_limit; /* bytes, from the pod's spec: the limit it was killed at */
+};
+
+/* A Pod: which workload it belongs to, and whether it is healthy. */
+struct tl_pod {
+    char *owner_kind; /* the workload's kind: a ReplicaSet owner is read as its Deployment */
+    char *owner_name;
+    bool ready;
+    double created; /* epoch seconds */
+    struct tl_container_health *containers;
+    size_t ncontainers;
+};
+
+struct tl_pdb {
+    struct tl_selector selector;
+    int disruptions_allowed;
 };
 
 struct tl_hpa {
@@ -97,6 +124,14 @@ enum tl_err tl_policy_obj_from_json(const cJSON *obj, struct tl_policy_obj **out
 void tl_policy_obj_free(struct tl_policy_obj *p);
 enum tl_err tl_rec_obj_from_json(const cJSON *obj, struct tl_rec_obj **out);
 void tl_rec_obj_free(struct tl_rec_obj *r);
+
+enum tl_err tl_pod_from_json(const cJSON *obj, struct tl_pod **out);
+void tl_pod_free(struct tl_pod *p);
+enum tl_err tl_pdb_from_json(const cJSON *obj, struct tl_pdb **out);
+void tl_pdb_free(struct tl_pdb *p);
+
+/* Parses an RFC 3339 UTC time ("2026-11-21T10:00:00Z", fraction allowed); 0 when malformed. */
+double tl_parse_time(const char *text);
 
 /* Parses a Kubernetes resource quantity into cores (cpu) or bytes (memory); 0 when absent. */
 double tl_resource_value(const cJSON *quantity, bool memory);

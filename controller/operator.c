@@ -8,6 +8,7 @@
 
 #include "assign.h"
 #include "election.h"
+#include "json.h"
 #include "log.h"
 #include "policy.h"
 
@@ -83,6 +84,58 @@ static void free_rec(void *arg, void *proj)
 {
     (void)arg;
     tl_rec_obj_free(proj);
+}
+
+static enum tl_err project_pod(void *arg, const cJSON *obj, void **out)
+{
+    (void)arg;
+    return tl_pod_from_json(obj, (struct tl_pod **)out);
+}
+
+static void free_pod(void *arg, void *proj)
+{
+    (void)arg;
+    tl_pod_free(proj);
+}
+
+static enum tl_err project_pdb(void *arg, const cJSON *obj, void **out)
+{
+    (void)arg;
+    return tl_pdb_from_json(obj, (struct tl_pdb **)out);
+}
+
+static void free_pdb(void *arg, void *proj)
+{
+    (void)arg;
+    tl_pdb_free(proj);
+}
+
+/* The kill-switch ConfigMap is cached as one flag: true when automatic changes are off. */
+static enum tl_err project_config_map(void *arg, const cJSON *obj, void **out)
+{
+    (void)arg;
+    bool *off = malloc(sizeof(*off));
+    if (!off)
+        return TL_ENOMEM;
+    const cJSON *v = tl_json_get(obj, "data", "autoApply", NULL);
+    *off = cJSON_IsString(v) && strcmp(v->valuestring, "false") == 0;
+    *out = off;
+    return TL_OK;
+}
+
+static void free_config_map(void *arg, void *proj)
+{
+    (void)arg;
+    free(proj);
+}
+
+bool tl_operator_kill_switch(struct tl_operator *op)
+{
+    if (op->opts->disable_auto_apply)
+        return true;
+    const struct tl_kube_store_item *item =
+        tl_informer_get(op->config_maps, op->opts->namespace, op->opts->config_map);
+    return item && item->proj && *(const bool *)item->proj;
 }
 
 /* ---- Queueing ---- */
@@ -340,6 +393,42 @@ static void on_rec_update(void *arg, const struct tl_kube_store_item *old,
     rec_changed(arg, item);
 }
 
+/* Pods matter while a change is verified, and when one is OOM-killed (memory advice rises). */
+static void pod_changed(void *arg, const struct tl_kube_store_item *item)
+{
+    struct tl_operator *op = arg;
+    const struct tl_pod *pod = item->proj;
+    if (!pod || !pod->owner_kind || !pod->owner_name)
+        return;
+    char wkey[600];
+    snprintf(wkey, sizeof(wkey), "%s/%s/%s", item->namespace, pod->owner_kind, pod->owner_name);
+    bool oom = false;
+    for (size_t i = 0; i < pod->ncontainers; i++)
+        oom = oom || pod->containers[i].oom_killed || pod->containers[i].crash_loop;
+    if (oom || tl_strmap_get(op->applying, wkey))
+        tl_operator_enqueue_workload(op, item->namespace, pod->owner_kind, pod->owner_name);
+}
+
+static void on_pod_update(void *arg, const struct tl_kube_store_item *old,
+                          const struct tl_kube_store_item *item)
+{
+    (void)old;
+    pod_changed(arg, item);
+}
+
+static void on_config_map(void *arg, const struct tl_kube_store_item *item)
+{
+    (void)item;
+    enqueue(arg, TL_KEY_ASSIGN); /* the kill switch may have turned: look at everything again */
+}
+
+static void on_config_map_update(void *arg, const struct tl_kube_store_item *old,
+                                 const struct tl_kube_store_item *item)
+{
+    (void)old;
+    on_config_map(arg, item);
+}
+
 static void hpa_changed(void *arg, const struct tl_kube_store_item *item)
 {
     const struct tl_hpa *hpa = item->proj;
@@ -449,7 +538,8 @@ static void on_resync(struct ev_loop *loop, ev_timer *w, int revents)
 
 static enum tl_err start_informer(struct tl_operator *op, const char *api_version,
                                   const char *resource, const struct tl_informer_handlers *handlers,
-                                  struct tl_informer **out, struct tl_kube_resource *res_out)
+                                  const struct tl_informer_options *opts, struct tl_informer **out,
+                                  struct tl_kube_resource *res_out)
 {
     struct tl_kube_resource res;
     enum tl_err result = tl_kube_resource_builtin(api_version, resource, &res);
@@ -460,7 +550,7 @@ static enum tl_err start_informer(struct tl_operator *op, const char *api_versio
     }
     if (res_out)
         *res_out = res;
-    result = tl_informer_create(op->client, &res, NULL, handlers, out);
+    result = tl_informer_create(op->client, &res, opts, handlers, out);
     if (result == TL_OK)
         result = tl_informer_start(*out);
     return result;
@@ -480,7 +570,8 @@ static enum tl_err start_informers(struct tl_operator *op)
                                          .on_delete = on_workload_delete,
                                          .on_synced = NULL,
                                          .arg = &op->workload_ctx[i]};
-        result = start_informer(op, "apps/v1", workload_resources[i], &h, &op->workloads[i], NULL);
+        result =
+            start_informer(op, "apps/v1", workload_resources[i], &h, NULL, &op->workloads[i], NULL);
     }
     struct tl_informer_handlers ns = {.project = project_namespace,
                                       .free_proj = free_namespace,
@@ -507,20 +598,43 @@ static enum tl_err start_informers(struct tl_operator *op)
                                        .on_delete = rec_changed,
                                        .arg = op};
     if (result == TL_OK)
-        result = start_informer(op, "v1", "namespaces", &ns, &op->namespaces, NULL);
+        result = start_informer(op, "v1", "namespaces", &ns, NULL, &op->namespaces, NULL);
     if (result == TL_OK)
-        result =
-            start_informer(op, "autoscaling/v2", "horizontalpodautoscalers", &hpa, &op->hpas, NULL);
+        result = start_informer(op, "autoscaling/v2", "horizontalpodautoscalers", &hpa, NULL,
+                                &op->hpas, NULL);
     if (result == TL_OK)
-        result = start_informer(op, "tailor.dev/v1alpha1", "optimizationpolicies", &pol,
+        result = start_informer(op, "tailor.dev/v1alpha1", "optimizationpolicies", &pol, NULL,
                                 &op->policies, &op->policy_resource);
     if (result == TL_OK)
-        result = start_informer(op, "tailor.dev/v1alpha1", "recommendations", &rec, &op->recs,
+        result = start_informer(op, "tailor.dev/v1alpha1", "recommendations", &rec, NULL, &op->recs,
                                 &op->rec_resource);
+    struct tl_informer_handlers pod = {.project = project_pod,
+                                       .free_proj = free_pod,
+                                       .on_add = pod_changed,
+                                       .on_update = on_pod_update,
+                                       .arg = op};
+    struct tl_informer_handlers pdb = {.project = project_pdb, .free_proj = free_pdb, .arg = op};
+    struct tl_informer_handlers cm = {.project = project_config_map,
+                                      .free_proj = free_config_map,
+                                      .on_add = on_config_map,
+                                      .on_update = on_config_map_update,
+                                      .on_delete = on_config_map,
+                                      .arg = op};
+    char field[300];
+    snprintf(field, sizeof(field), "metadata.name=%s", op->opts->config_map);
+    struct tl_informer_options cm_opts = {.namespace = op->opts->namespace,
+                                          .field_selector = field};
+    if (result == TL_OK)
+        result = start_informer(op, "v1", "pods", &pod, NULL, &op->pods, NULL);
+    if (result == TL_OK)
+        result =
+            start_informer(op, "policy/v1", "poddisruptionbudgets", &pdb, NULL, &op->pdbs, NULL);
+    if (result == TL_OK)
+        result = start_informer(op, "v1", "configmaps", &cm, &cm_opts, &op->config_maps, NULL);
     return result;
 }
 
-/* Waits for every cache: a cheap poll on the loop until all seven have listed once. */
+/* Waits for every cache: a cheap poll on the loop until all have listed once. */
 static void on_sync_check(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)revents;
@@ -546,7 +660,12 @@ static void destroy(struct tl_operator *op)
     tl_informer_destroy(op->hpas);
     tl_informer_destroy(op->policies);
     tl_informer_destroy(op->recs);
+    tl_informer_destroy(op->pods);
+    tl_informer_destroy(op->pdbs);
+    tl_informer_destroy(op->config_maps);
+    tl_recorder_destroy(op->recorder);
     tl_workqueue_destroy(op->queue);
+    tl_strmap_destroy(op->applying);
     tl_strmap_destroy(op->assignment);
     tl_strmap_destroy(op->region_rates);
     tl_kube_client_destroy(op->client);
@@ -583,7 +702,11 @@ int tl_operator_run(const struct tl_run_options *opts)
     op.queue = tl_workqueue_create(op.loop, NULL);
     op.assignment = tl_strmap_create(free);
     op.region_rates = tl_strmap_create(free);
-    if (!op.queue || !op.assignment || !op.region_rates) {
+    op.applying = tl_strmap_create(free);
+    char host[128] = "tailor";
+    gethostname(host, sizeof(host) - 1);
+    op.recorder = tl_recorder_create(&op, opts->identity ? opts->identity : host);
+    if (!op.queue || !op.assignment || !op.region_rates || !op.applying || !op.recorder) {
         TL_ERROR("out of memory");
         goto out;
     }

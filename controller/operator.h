@@ -12,6 +12,7 @@
 #include "kubeconfig.h"
 #include "objects.h"
 #include "options.h"
+#include "recorder.h"
 #include "strmap.h"
 #include "workqueue.h"
 
@@ -48,9 +49,13 @@ struct tl_operator {
     struct tl_informer *hpas;
     struct tl_informer *policies;
     struct tl_informer *recs;
+    struct tl_informer *pods;
+    struct tl_informer *pdbs;
+    struct tl_informer *config_maps; /* the kill-switch ConfigMap in the operator's namespace */
     struct tl_workload_ctx workload_ctx[3];
     bool synced;
 
+    struct tl_kube_resource workload_resources[3];
     struct tl_kube_resource rec_resource;
     struct tl_kube_resource policy_resource;
 
@@ -58,6 +63,8 @@ struct tl_operator {
     struct tl_strmap *assignment;   /* "NS/KIND/NAME" -> owned "POLICY_NS/POLICY_NAME" */
     struct tl_strmap *region_rates; /* region -> owned struct tl_cost_rates */
     struct tl_usage_source *usage;  /* may be NULL: no metrics yet */
+    struct tl_strmap *applying;     /* "NS/KIND/NAME" -> owned namespace, changes in flight */
+    struct tl_recorder *recorder;
 
     struct tl_election *election; /* NULL without --leader-elect */
     bool leading;                 /* only the leader reconciles and writes */
@@ -82,6 +89,9 @@ void tl_operator_enqueue_workload(struct tl_operator *op, const char *ns, const 
 /* Recomputes one workload's policy; true when it changed (old and new winners are queued). */
 bool tl_operator_reassign(struct tl_operator *op, const char *ns, enum tl_workload_kind kind,
                           const char *name);
+
+/* The cluster-wide kill switch: --disable-auto-apply, or autoApply: "false" in the ConfigMap. */
+bool tl_operator_kill_switch(struct tl_operator *op);
 
 /* Reconcilers (rec_reconcile.c, policy_reconcile.c): each calls tl_workqueue_done for key. */
 void tl_reconcile_workload(struct tl_operator *op, const char *key);

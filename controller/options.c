@@ -50,6 +50,12 @@ static const struct flag flags[] = {
       "10m)"),
     F("prometheus-url", FLAG_STRING, prometheus_url, "Prometheus for policies that name none"),
     F("dry-run", FLAG_BOOL, dry_run, "log what would be written to workloads; change none"),
+    F("disable-auto-apply", FLAG_BOOL, disable_auto_apply,
+      "kill switch: no automatic change to any workload (also autoApply: \"false\" in the "
+      "ConfigMap)"),
+    F("config-map", FLAG_STRING, config_map,
+      "ConfigMap with the kill switch (default "
+      "tailor-config)"),
     F("help", FLAG_BOOL, help, "show this help"),
 };
 
@@ -73,6 +79,7 @@ static void defaults(struct tl_run_options *o)
     o->kube_qps = 20;
     o->kube_burst = 30;
     o->resync_period = 600;
+    o->config_map = "tailor-config";
 }
 
 static enum tl_err set_flag(const struct flag *f, const char *value, struct tl_run_options *o,

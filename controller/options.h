@@ -29,6 +29,8 @@ struct tl_run_options {
     double resync_period;
     const char *prometheus_url; /* for policies that name none */
     bool dry_run;
+    bool disable_auto_apply; /* the kill switch, as a flag */
+    const char *config_map;  /* watched for autoApply: "false" */
     bool help;
 };
 

@@ -1,4 +1,5 @@
 /* rec_reconcile: keeps one Recommendation per selected workload, with its status up to date. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 #include "log.h"
 #include "operator.h"
 #include "rec_status.h"
+#include "remediate.h"
 #include "usage_source.h"
 
 #define MAX_CONTAINERS 64
@@ -20,10 +22,22 @@ struct job {
     char kind[32];
     char *rec_name;
     cJSON *status; /* desired status, written after a create */
+    enum tl_workload_kind workload_kind;
+    struct tl_remedy remedy;
+    /* What writing the workload needs, copied: the cache may change before the write. */
+    struct {
+        char *name;
+        enum tl_container_type type;
+        double cpu_limit; /* current, to know what a removal has to delete */
+        double memory_limit;
+    } containers[MAX_CONTAINERS];
+    size_t ncontainers;
 };
 
 static void job_free(struct job *job)
 {
+    for (size_t i = 0; i < job->ncontainers; i++)
+        free(job->containers[i].name);
     free(job->key);
     free(job->rec_name);
     cJSON_Delete(job->status);
@@ -32,7 +46,12 @@ static void job_free(struct job *job)
 
 static void job_finish(struct job *job, enum tl_err result)
 {
-    tl_operator_finish(job->op, job->key, result);
+    struct tl_operator *op = job->op;
+    double again = job->remedy.requeue_after;
+    tl_operator_finish(op, job->key, result);
+    /* Verification and guardrails that will pass later are rechecked on a timer. */
+    if (result == TL_OK && again > 0 && !op->stopping)
+        tl_workqueue_add_after(op->queue, job->key, again);
     job_free(job);
 }
 
@@ -76,13 +95,19 @@ static void on_deleted(void *arg, struct tl_kube_result *res)
     job_finish(job, result);
 }
 
+static void write_workload(struct job *job);
+
 static void on_status_written(void *arg, struct tl_kube_result *res)
 {
     struct job *job = arg;
     enum tl_err result = result_error(job, res, "status update failed");
-    if (result == TL_OK)
-        job->op->stats.writes++;
-    job_finish(job, result);
+    if (result != TL_OK) {
+        job_finish(job, result);
+        return;
+    }
+    job->op->stats.writes++;
+    /* The status (with what to restore) is stored: only now may the workload change. */
+    write_workload(job);
 }
 
 /* PUT /status with the object's resourceVersion: a stale cache gets 409 and a retry. */
@@ -120,6 +145,188 @@ static void on_created(void *arg, struct tl_kube_result *res)
         return;
     }
     write_status(job, rv->valuestring);
+}
+
+static void emit_event(struct job *job)
+{
+    const struct tl_remedy *r = &job->remedy;
+    if (!r->event_reason)
+        return;
+    struct tl_event rec_event = {.regarding = {.api_version = "tailor.dev/v1alpha1",
+                                               .kind = "Recommendation",
+                                               .ns = job->ns,
+                                               .name = job->rec_name},
+                                 .type = r->event_type,
+                                 .reason = r->event_reason,
+                                 .action = r->event_action,
+                                 .note = r->note};
+    tl_recorder_emit(job->op->recorder, &rec_event);
+    struct tl_event workload_event = rec_event;
+    workload_event.regarding.api_version = "apps/v1";
+    workload_event.regarding.kind = job->kind;
+    workload_event.regarding.name = job->name;
+    tl_recorder_emit(job->op->recorder, &workload_event);
+    TL_INFO(r->note, TL_STR("ns", job->ns), TL_STR("workload", job->name),
+            TL_STR("reason", r->event_reason));
+}
+
+static bool add_quantities(cJSON *obj, const char *key, double cpu, double memory)
+{
+    char buf[48];
+    if (cpu <= 0 && memory <= 0)
+        return true;
+    cJSON *q = cJSON_AddObjectToObject(obj, key);
+    if (!q)
+        return false;
+    if (cpu > 0) {
+        tl_format_cpu(cpu, buf, sizeof(buf));
+        if (!cJSON_AddStringToObject(q, "cpu", buf))
+            return false;
+    }
+    if (memory > 0) {
+        tl_format_memory(memory, buf, sizeof(buf));
+        if (!cJSON_AddStringToObject(q, "memory", buf))
+            return false;
+    }
+    return true;
+}
+
+/*
+ * The server-side apply configuration: only the resources of the containers, as field manager
+ * tailor, so GitOps tools can be told exactly which fields are Tailor's (docs/gitops.md).
+ */
+static cJSON *apply_body(const struct job *job)
+{
+    cJSON *body = cJSON_CreateObject();
+    cJSON *meta = cJSON_AddObjectToObject(body, "metadata");
+    cJSON *spec = tl_json_get(body, NULL) ? cJSON_AddObjectToObject(body, "spec") : NULL;
+    cJSON *template = spec ? cJSON_AddObjectToObject(spec, "template") : NULL;
+    cJSON *pod = template ? cJSON_AddObjectToObject(template, "spec") : NULL;
+    if (!body || !meta || !pod || !cJSON_AddStringToObject(body, "apiVersion", "apps/v1") ||
+        !cJSON_AddStringToObject(body, "kind", job->kind) ||
+        !cJSON_AddStringToObject(meta, "name", job->name) ||
+        !cJSON_AddStringToObject(meta, "namespace", job->ns)) {
+        cJSON_Delete(body);
+        return NULL;
+    }
+    for (size_t i = 0; i < job->ncontainers && i < job->remedy.count; i++) {
+        const struct tl_resources *v = &job->remedy.values[i];
+        const char *list =
+            job->containers[i].type == TL_CONTAINER_APP ? "containers" : "initContainers";
+        cJSON *array = cJSON_GetObjectItemCaseSensitive(pod, list);
+        if (!array)
+            array = cJSON_AddArrayToObject(pod, list);
+        cJSON *c = cJSON_CreateObject();
+        cJSON *res = cJSON_AddObjectToObject(c, "resources");
+        if (!array || !c || !res || !cJSON_AddStringToObject(c, "name", job->containers[i].name) ||
+            !add_quantities(res, "requests", v->cpu_request, v->memory_request) ||
+            !add_quantities(res, "limits", v->cpu_limit, v->memory_limit) ||
+            !cJSON_AddItemToArray(array, c)) {
+            cJSON_Delete(c);
+            cJSON_Delete(body);
+            return NULL;
+        }
+    }
+    return body;
+}
+
+/*
+ * A limit the advice removes may be owned by another field manager (kubectl, a GitOps tool),
+ * which server-side apply cannot take away: a strategic merge patch deletes it instead.
+ */
+static char *removal_patch(const struct job *job)
+{
+    cJSON *patch = cJSON_CreateObject();
+    cJSON *pod = cJSON_AddObjectToObject(
+        cJSON_AddObjectToObject(cJSON_AddObjectToObject(patch, "spec"), "template"), "spec");
+    bool any = false;
+    for (size_t i = 0; pod && i < job->ncontainers && i < job->remedy.count; i++) {
+        const struct tl_resources *v = &job->remedy.values[i];
+        bool cpu = v->cpu_limit <= 0 && job->containers[i].cpu_limit > 0;
+        bool memory = v->memory_limit <= 0 && job->containers[i].memory_limit > 0;
+        if (!cpu && !memory)
+            continue;
+        const char *list =
+            job->containers[i].type == TL_CONTAINER_APP ? "containers" : "initContainers";
+        cJSON *array = cJSON_GetObjectItemCaseSensitive(pod, list);
+        if (!array)
+            array = cJSON_AddArrayToObject(pod, list);
+        cJSON *c = cJSON_CreateObject();
+        cJSON *limits = cJSON_AddObjectToObject(cJSON_AddObjectToObject(c, "resources"), "limits");
+        if (!array || !c || !limits) {
+            cJSON_Delete(c);
+            break;
+        }
+        cJSON_AddStringToObject(c, "name", job->containers[i].name);
+        if (cpu)
+            cJSON_AddNullToObject(limits, "cpu");
+        if (memory)
+            cJSON_AddNullToObject(limits, "memory");
+        cJSON_AddItemToArray(array, c);
+        any = true;
+    }
+    char *text = any ? cJSON_PrintUnformatted(patch) : NULL;
+    cJSON_Delete(patch);
+    return text;
+}
+
+static void on_limits_removed(void *arg, struct tl_kube_result *res)
+{
+    struct job *job = arg;
+    enum tl_err result = result_error(job, res, "removing limits failed");
+    if (result == TL_OK)
+        job->op->stats.writes++;
+    job_finish(job, result);
+}
+
+static void on_workload_written(void *arg, struct tl_kube_result *res)
+{
+    struct job *job = arg;
+    enum tl_err result = result_error(job, res, "writing the workload failed");
+    if (result != TL_OK) {
+        /* The status says Applying: the next pass sees the values missing and tries again,
+         * until the verification deadline rolls it back. */
+        job_finish(job, result);
+        return;
+    }
+    job->op->stats.writes++;
+    char *removal = removal_patch(job);
+    if (removal) {
+        const struct tl_kube_resource *res_type =
+            &job->op->workload_resources[tl_operator_kind_index(job->workload_kind)];
+        result = tl_kube_patch(job->op->client, res_type, job->ns, job->name, NULL,
+                               TL_KUBE_PATCH_STRATEGIC, removal, strlen(removal), false,
+                               on_limits_removed, job, NULL);
+        cJSON_free(removal);
+        if (result == TL_OK)
+            return;
+    }
+    job_finish(job, result);
+}
+
+/* Carries out the remedy after its status is stored: the workload write and the Event. */
+static void write_workload(struct job *job)
+{
+    emit_event(job);
+    const struct tl_remedy *r = &job->remedy;
+    if (r->kind == TL_REMEDY_NONE || job->op->opts->dry_run) {
+        job_finish(job, TL_OK);
+        return;
+    }
+    cJSON *body = apply_body(job);
+    char *text = body ? cJSON_PrintUnformatted(body) : NULL;
+    cJSON_Delete(body);
+    enum tl_err result = TL_ENOMEM;
+    if (text) {
+        const struct tl_kube_resource *res_type =
+            &job->op->workload_resources[tl_operator_kind_index(job->workload_kind)];
+        result =
+            tl_kube_patch(job->op->client, res_type, job->ns, job->name, NULL, TL_KUBE_PATCH_APPLY,
+                          text, strlen(text), true, on_workload_written, job, NULL);
+        cJSON_free(text);
+    }
+    if (result != TL_OK)
+        job_finish(job, result);
 }
 
 static cJSON *rec_object(const struct job *job, const char *policy_key, const char *uid)
@@ -189,9 +396,15 @@ static bool find_hpa(void *arg, const struct tl_kube_store_item *item)
     return true;
 }
 
+/* OOM kills the pods show raise memory advice above the limit they were killed at. */
+struct oom_seen {
+    int kills;
+    double limit;
+};
+
 /* Sizes every container the policy does not exclude. */
 static void advise(struct tl_operator *op, const struct job *job, const struct tl_workload *w,
-                   const struct tl_policy *policy, const struct tl_hpa *hpa,
+                   const struct tl_policy *policy, const struct tl_hpa *hpa, struct oom_seen ooms,
                    struct tl_advice *advice, const struct tl_advice **refs, double *analyzed_at)
 {
     struct tl_histogram empty_cpu;
@@ -211,9 +424,139 @@ static void advise(struct tl_operator *op, const struct job *job, const struct t
             *analyzed_at = when;
         if (hpa && hpa->cpu_target_percent > 0 && c->type == TL_CONTAINER_APP)
             usage.hpa_cpu_target_percent = hpa->cpu_target_percent;
+        if (ooms.kills > 0 && c->type == TL_CONTAINER_APP) {
+            usage.oom_kills += (unsigned)ooms.kills;
+            usage.oom_memory = fmax(usage.oom_memory, ooms.limit);
+        }
         tl_recommend_container(&policy->recommend, &usage, &c->resources, &advice[i]);
         refs[i] = &advice[i];
     }
+}
+
+struct pod_walk {
+    const char *kind;
+    const char *name;
+    double since;
+    struct tl_workload_health *health;
+    int oom_kills;    /* any time: memory advice rises after an OOM */
+    double oom_limit; /* the largest memory limit a container was killed at */
+    const char *oom_container;
+};
+
+static bool visit_pod(void *arg, const struct tl_kube_store_item *item)
+{
+    struct pod_walk *walk = arg;
+    const struct tl_pod *pod = item->proj;
+    if (!pod || !pod->owner_kind || strcmp(pod->owner_kind, walk->kind) != 0 ||
+        strcmp(pod->owner_name, walk->name) != 0)
+        return true;
+    struct tl_workload_health *h = walk->health;
+    h->pods++;
+    h->ready_pods += pod->ready;
+    for (size_t i = 0; i < pod->ncontainers; i++) {
+        const struct tl_container_health *c = &pod->containers[i];
+        if (c->oom_killed) {
+            walk->oom_kills++;
+            if (c->memory_limit > walk->oom_limit)
+                walk->oom_limit = c->memory_limit;
+        }
+        bool oom_now = c->oom_killed && walk->since > 0 && c->oom_finished >= walk->since;
+        bool crash_now = c->crash_loop && walk->since > 0 && pod->created >= walk->since - 1;
+        if (!oom_now && !crash_now)
+            continue;
+        h->oom_kills += oom_now;
+        h->crash_loops += crash_now;
+        if (!h->problem[0])
+            snprintf(h->problem, sizeof(h->problem), "pod %s container %s %s", item->name, c->name,
+                     oom_now ? "was OOM-killed" : "is in CrashLoopBackOff");
+    }
+    return true;
+}
+
+struct pdb_walk {
+    const struct tl_labels *labels;
+    int allowed;
+};
+
+static bool visit_pdb(void *arg, const struct tl_kube_store_item *item)
+{
+    struct pdb_walk *walk = arg;
+    const struct tl_pdb *pdb = item->proj;
+    if (pdb && !tl_selector_is_empty(&pdb->selector) &&
+        tl_selector_matches(&pdb->selector, walk->labels) &&
+        (walk->allowed < 0 || pdb->disruptions_allowed < walk->allowed))
+        walk->allowed = pdb->disruptions_allowed;
+    return true;
+}
+
+struct applying_count {
+    const char *ns;
+    const char *self;
+    int in_namespace;
+    int in_cluster;
+};
+
+static bool count_applying(void *arg, const char *key, void *value)
+{
+    struct applying_count *c = arg;
+    if (strcmp(key, c->self) == 0)
+        return true;
+    c->in_cluster++;
+    c->in_namespace += strcmp(value, c->ns) == 0;
+    return true;
+}
+
+/* Runs the approval and verification state machine on the desired status (remediate.h). */
+static void remediate(struct tl_operator *op, struct job *job, const struct tl_workload *w,
+                      const struct tl_policy *policy, const struct tl_rec_obj *rec,
+                      const cJSON *previous)
+{
+    char wkey[600];
+    snprintf(wkey, sizeof(wkey), "%s/%s/%s", job->ns, job->kind, job->name);
+    struct tl_remediate_input in = {.policy = policy,
+                                    .workload = w,
+                                    .previous = previous,
+                                    .approved_revision = rec->approved_revision,
+                                    .unblock_revision = rec->unblock_revision,
+                                    .dry_run = op->opts->dry_run,
+                                    .now = ev_now(op->loop)};
+    const cJSON *started = tl_json_get(previous, "verification", "startedAt", NULL);
+    struct pod_walk pods = {
+        job->kind,  job->name, cJSON_IsString(started) ? tl_parse_time(started->valuestring) : 0,
+        &in.health, 0,         0,
+        NULL};
+    tl_kube_store_foreach_namespace(tl_informer_store(op->pods), job->ns, visit_pod, &pods);
+    struct pdb_walk pdbs = {&w->template_labels, -1};
+    tl_kube_store_foreach_namespace(tl_informer_store(op->pdbs), job->ns, visit_pdb, &pdbs);
+    struct applying_count count = {job->ns, wkey, 0, 0};
+    tl_strmap_foreach(op->applying, count_applying, &count);
+    in.guard.rolling = w->observed_generation < w->generation ||
+                       w->updated_replicas < w->replicas || w->ready_replicas < w->replicas;
+    in.guard.pdb_allowed = pdbs.allowed;
+    in.guard.kill_switch = tl_operator_kill_switch(op);
+    in.guard.now = in.now;
+    in.guard.applying_in_namespace = count.in_namespace;
+    in.guard.applying_in_cluster = count.in_cluster;
+    tl_remediate(&in, job->status, &job->remedy);
+    const cJSON *phase = cJSON_GetObjectItemCaseSensitive(job->status, "phase");
+    if (cJSON_IsString(phase) && strcmp(phase->valuestring, "Applying") == 0) {
+        char *ns = strdup(job->ns);
+        if (ns)
+            tl_strmap_set(op->applying, wkey, ns);
+    }
+    else {
+        tl_strmap_remove(op->applying, wkey);
+    }
+}
+
+static struct oom_seen observed_ooms(struct tl_operator *op, const struct job *job)
+{
+    struct tl_workload_health health;
+    memset(&health, 0, sizeof(health));
+    struct pod_walk walk = {job->kind, job->name, 0, &health, 0, 0, NULL};
+    tl_kube_store_foreach_namespace(tl_informer_store(op->pods), job->ns, visit_pod, &walk);
+    struct oom_seen seen = {walk.oom_kills, walk.oom_limit};
+    return seen;
 }
 
 void tl_reconcile_workload(struct tl_operator *op, const char *key)
@@ -227,7 +570,7 @@ void tl_reconcile_workload(struct tl_operator *op, const char *key)
         return;
     }
     job->op = op;
-    enum tl_workload_kind kind;
+    enum tl_workload_kind kind = TL_KIND_DEPLOYMENT;
     if (!tl_workload_kind_parse(job->kind, &kind) ||
         !(job->rec_name = tl_rec_name(kind, job->name))) {
         job_finish(job, TL_OK);
@@ -266,13 +609,25 @@ void tl_reconcile_workload(struct tl_operator *op, const char *key)
     }
     const struct tl_workload *w = witem->proj;
     const struct tl_policy *policy = &pobj->policy;
+    job->workload_kind = kind;
+    for (size_t i = 0; i < w->ncontainers && i < MAX_CONTAINERS; i++) {
+        job->containers[i].name = strdup(w->containers[i].name);
+        job->containers[i].type = w->containers[i].type;
+        job->containers[i].cpu_limit = w->containers[i].resources.cpu_limit;
+        job->containers[i].memory_limit = w->containers[i].resources.memory_limit;
+        job->ncontainers = i + 1;
+        if (!job->containers[i].name) {
+            job_finish(job, TL_ENOMEM);
+            return;
+        }
+    }
 
     struct hpa_search hs = {job->kind, job->name, NULL};
     tl_kube_store_foreach_namespace(tl_informer_store(op->hpas), job->ns, find_hpa, &hs);
     struct tl_advice advice[MAX_CONTAINERS];
     const struct tl_advice *refs[MAX_CONTAINERS];
     double analyzed_at = 0;
-    advise(op, job, w, policy, hs.found, advice, refs, &analyzed_at);
+    advise(op, job, w, policy, hs.found, observed_ooms(op, job), advice, refs, &analyzed_at);
 
     cJSON *previous = NULL;
     if (rec && rec->status_json)
@@ -294,6 +649,8 @@ void tl_reconcile_workload(struct tl_operator *op, const char *key)
         job_finish(job, TL_ENOMEM);
         return;
     }
+    if (rec)
+        remediate(op, job, w, policy, rec, previous);
     enum tl_err result = TL_OK;
     if (!rec) {
         cJSON *obj = rec_object(job, policy_key, witem->uid);
@@ -317,7 +674,8 @@ void tl_reconcile_workload(struct tl_operator *op, const char *key)
     else if (previous && tl_json_equal(previous, job->status)) {
         op->stats.status_writes_skipped++;
         cJSON_Delete(previous);
-        job_finish(job, TL_OK);
+        /* Nothing new to record; a change in flight may still need its values re-applied. */
+        write_workload(job);
         return;
     }
     else {

@@ -106,7 +106,8 @@ static enum tl_err parse_series(const cJSON *item, bool matrix, size_t index,
         if (!l->name || !l->value)
             return TL_ENOMEM;
     }
-    qsort(out->labels, out->nlabels, sizeof(*out->labels), compare_label);
+    if (out->nlabels > 1)
+        qsort(out->labels, out->nlabels, sizeof(*out->labels), compare_label);
     size_t npoints = matrix ? tl_json_size(values) : 1;
     if (matrix && !cJSON_IsArray(values))
         FAIL("data.result[%zu].values: expected a list of samples", index);
