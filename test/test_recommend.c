@@ -91,6 +91,28 @@ static void test_overprovisioned_service_gets_smaller_requests(void **state)
     assert_true(advice.usage.coverage > 0.99);
 }
 
+static void test_percentiles_never_exceed_the_largest_sample(void **state)
+{
+    (void)state;
+    /* Perfectly steady usage sits inside one bucket, whose end is up to 5% above it: the advice
+     * is the usage plus headroom, not the bucket end plus headroom. */
+    feed(14, 0.2, 0, 500 * MIB, 0);
+    struct tl_resources current = {.cpu_request = 0.5, .memory_request = GIB};
+    struct tl_advice advice;
+    tl_recommend_container(&fx.policy, &fx.usage, &current, &advice);
+    assert_float_equal(advice.usage.cpu_p95, 0.2, 1e-12);
+    assert_true(advice.usage.memory_p99 <= advice.usage.memory_max);
+    assert_float_equal(advice.recommended.cpu_request, tl_round_cpu(0.2 * 1.15), 1e-12);
+    assert_float_equal(advice.recommended.memory_request, tl_round_memory(500 * MIB * 1.2), 1);
+    assert_non_null(strstr(advice.explanation, "p95 CPU 200m and p99 memory 500Mi"));
+
+    /* Percentile 100 is the observed maximum, as the API documents. */
+    fx.policy.memory.percentile = 100;
+    fx.policy.memory.headroom_percent = 0;
+    tl_recommend_container(&fx.policy, &fx.usage, &current, &advice);
+    assert_float_equal(advice.recommended.memory_request, 500 * MIB, 1);
+}
+
 static void test_oom_kills_raise_memory_above_the_killed_usage(void **state)
 {
     (void)state;
@@ -277,6 +299,7 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_overprovisioned_service_gets_smaller_requests),
+        T(test_percentiles_never_exceed_the_largest_sample),
         T(test_oom_kills_raise_memory_above_the_killed_usage),
         T(test_short_history_limits_the_cut_and_says_so),
         T(test_no_history_keeps_current_values),

@@ -2041,15 +2041,13 @@ def objects(sc, now=None):
     for p in plist:
         by_wl.setdefault((p.namespace, p.workload["name"]), []).append(p)
 
-    # Per-container restart history at `end`, needed by pod status and HPA.
-    def running(p):
-        return p.node is not None
-
+    # Every scheduled pod is Running and Ready: the scenario describes a settled
+    # cluster, so a workload's ready count is its scheduled pods.
     for ns in sc["namespaces"]:
         for wl in ns["workloads"]:
             mine = by_wl.get((ns["name"], wl["name"]), [])
-            tmpl, thash, tjson = templates[(ns["name"], wl["name"])]
-            ready = sum(1 for p in mine if running(p))
+            _, thash, tjson = templates[(ns["name"], wl["name"])]
+            ready = sum(1 for p in mine if p.node is not None)
             out.extend(_workload_objects(sc, wl, tjson, thash, mine, ready, created, start, end))
     skeletons = {}
     for p in plist:
@@ -2257,7 +2255,9 @@ def _hpa_object(sc, wl, mine, created, end):
 
 def _pod_skeleton(sc, wl, tmpl, created, start, end):
     """Everything a pod of this workload shares with its siblings, as a JSON string:
-    each pod is one json.loads (the fastest deep copy) plus its own few fields."""
+    each pod is one json.loads (the fastest general deep copy measured here; a
+    compiled dict-literal builder is faster per copy but its compile cost is not
+    repaid at a few pods per workload) plus its own few fields."""
     ns = wl["namespace"]
     meta = {"labels": dict(tmpl["metadata"]["labels"]),
             "annotations": dict(tmpl["metadata"].get("annotations") or {},
