@@ -36,9 +36,12 @@ static bool fail(struct ctx *c, enum tl_err err, const char *path, const char *f
     return false;
 }
 
+/* Paths are short literals joined; a cut one would still name the field well enough. */
 static void join_path(char *buf, const char *base, const char *key)
 {
-    snprintf(buf, PATH_MAX_LEN, "%s.%s", base, key);
+    int n = snprintf(buf, PATH_MAX_LEN, "%s.%s", base, key);
+    if (n < 0 || n >= PATH_MAX_LEN)
+        buf[PATH_MAX_LEN - 1] = '\0';
 }
 
 /* An object member that must be an object when present; NULL when absent or null. */
