@@ -456,12 +456,21 @@ static void test_survives_429_and_5xx(void **state)
         delete_pod(name);
         spin(0.15);
     }
-    spin(2);
+    spin(1);
+    /* Then make sure reconnects do meet errors: streams cut twice a second, reads mostly fail. */
+    unsigned long errors_before =
+        tl_informer_stats(E->pods).errors + tl_informer_stats(E->deps).errors;
+    faults("{\"error-rate\": 0.9, \"error-codes\": [429, 500], \"error-scope\": \"reads\", "
+           "\"close-watch\": 0.5}");
+    create_pod("err-late", "1");
+    spin(2.5);
     faults("{}");
     assert_true(converged(40));
     assert_null(tl_informer_get(E->pods, NS, "err-4"));
     assert_non_null(tl_informer_get(E->pods, NS, "err-5"));
-    assert_true(tl_informer_stats(E->pods).errors > 0);
+    assert_non_null(tl_informer_get(E->pods, NS, "err-late"));
+    assert_true(tl_informer_stats(E->pods).errors + tl_informer_stats(E->deps).errors >
+                errors_before);
 }
 
 static void test_relist_after_gone_reports_missed_deletes(void **state)
