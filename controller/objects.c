@@ -147,6 +147,8 @@ enum tl_err tl_workload_from_json(const cJSON *obj, enum tl_workload_kind kind,
         cJSON_ArrayForEach(c, lists[l])
         {
             const cJSON *name = cJSON_GetObjectItemCaseSensitive(c, "name");
+            if (w->ncontainers >= n)
+                break;
             if (!cJSON_IsString(name))
                 continue;
             struct tl_container *out_c = &w->containers[w->ncontainers];
@@ -244,6 +246,8 @@ enum tl_err tl_namespace_from_json(const cJSON *obj, struct tl_namespace **out)
 
 static void conditions_free(struct tl_condition *c, size_t n)
 {
+    if (c == NULL)
+        return;
     for (size_t i = 0; i < n; i++) {
         free(c[i].type);
         free(c[i].status);
@@ -310,6 +314,8 @@ enum tl_err tl_policy_obj_from_json(const cJSON *obj, struct tl_policy_obj **out
     const cJSON *c;
     cJSON_ArrayForEach(c, conds)
     {
+        if (p->nconditions >= n)
+            break;
         struct tl_condition *dst = &p->conditions[p->nconditions++];
         dst->type = dup_or_null(str_at(c, "type"));
         dst->status = dup_or_null(str_at(c, "status"));
@@ -379,7 +385,7 @@ void tl_pod_free(struct tl_pod *p)
         return;
     free(p->owner_kind);
     free(p->owner_name);
-    for (size_t i = 0; i < p->ncontainers; i++)
+    for (size_t i = 0; p->containers && i < p->ncontainers; i++)
         free(p->containers[i].name);
     free(p->containers);
     free(p);
@@ -438,6 +444,8 @@ enum tl_err tl_pod_from_json(const cJSON *obj, struct tl_pod **out)
     cJSON_ArrayForEach(cs, statuses)
     {
         const char *name = str_at(cs, "name");
+        if (p->ncontainers >= n)
+            break;
         if (!name)
             continue;
         struct tl_container_health *h = &p->containers[p->ncontainers];

@@ -166,10 +166,8 @@ static void plan_revision(const struct tl_rec_input *in, struct plan *plan)
             plan->confidence = a->confidence;
         any_sized = any_sized || plan->sized[i];
         struct tl_resources before;
-        if (!previous_recommended(in->previous, w->containers[i].name, &before))
-            material = true;
-        else if (max_change(&before, &plan->recommended[i]) >=
-                 in->policy->approval.min_change_percent)
+        if (!previous_recommended(in->previous, w->containers[i].name, &before) ||
+            max_change(&before, &plan->recommended[i]) >= in->policy->approval.min_change_percent)
             material = true;
     }
     if (!any_sized)

@@ -305,6 +305,7 @@ static void roll_back(const struct tl_remediate_input *in, cJSON *status, const 
 {
     const struct tl_workload *w = in->workload;
     struct tl_resources current[TL_REMEDY_MAX_CONTAINERS];
+    memset(current, 0, sizeof(current));
     for (size_t i = 0; i < out->count; i++)
         current[i] = w->containers[i].resources;
     restore_values(w, v, out->values);
@@ -371,6 +372,8 @@ static void verify(const struct tl_remediate_input *in, cJSON *status, const cJS
      * between the status write and the workload write lands here). */
     struct tl_resources target[TL_REMEDY_MAX_CONTAINERS];
     struct tl_resources restore[TL_REMEDY_MAX_CONTAINERS];
+    memset(target, 0, sizeof(target));
+    memset(restore, 0, sizeof(restore));
     recommended_values(w, status, target);
     restore_values(w, v, restore);
     if (in->policy->approval.mode == TL_APPROVAL_AUTO) {
@@ -453,6 +456,8 @@ static void decide_new_change(const struct tl_remediate_input *in, cJSON *status
         return;
     struct tl_resources target[TL_REMEDY_MAX_CONTAINERS];
     struct tl_resources current[TL_REMEDY_MAX_CONTAINERS];
+    memset(target, 0, sizeof(target));
+    memset(current, 0, sizeof(current));
     recommended_values(w, status, target);
     for (size_t i = 0; i < out->count; i++)
         current[i] = w->containers[i].resources;

@@ -98,6 +98,8 @@ static enum tl_err parse_series(const cJSON *item, bool matrix, size_t index,
     const cJSON *label;
     cJSON_ArrayForEach(label, metric)
     {
+        if (out->nlabels >= nlabels)
+            break;
         if (!cJSON_IsString(label))
             FAIL("data.result[%zu].metric.%s: expected a string", index, label->string);
         struct tl_prom_label *l = &out->labels[out->nlabels++];
@@ -125,6 +127,8 @@ static enum tl_err parse_series(const cJSON *item, bool matrix, size_t index,
     const cJSON *pair;
     cJSON_ArrayForEach(pair, values)
     {
+        if (out->npoints >= npoints)
+            break;
         if (!parse_point(pair, &out->points[out->npoints]))
             FAIL("data.result[%zu].values[%zu]: expected [time, \"value\"]", index, out->npoints);
         out->npoints++;
@@ -194,6 +198,8 @@ enum tl_err tl_prom_parse(const char *body, size_t len, struct tl_prom_result *o
     const cJSON *item;
     cJSON_ArrayForEach(item, res)
     {
+        if (parsed.count >= n)
+            break;
         result =
             parse_series(item, matrix, parsed.count, &parsed.series[parsed.count], errbuf, errlen);
         parsed.count++;
@@ -219,6 +225,8 @@ static bool same_labels(const struct tl_prom_series *a, const struct tl_prom_ser
 {
     if (a->nlabels != b->nlabels)
         return false;
+    if (a->labels == NULL || b->labels == NULL)
+        return a->nlabels == 0;
     for (size_t i = 0; i < a->nlabels; i++) {
         if (strcmp(a->labels[i].name, b->labels[i].name) != 0 ||
             strcmp(a->labels[i].value, b->labels[i].value) != 0)
@@ -382,6 +390,14 @@ fail:
     return NULL;
 }
 
+/* Frees a query that is no longer on the list. */
+static void query_release(struct query *q)
+{
+    free(q->expr);
+    tl_prom_result_free(&q->acc);
+    free(q);
+}
+
 static void query_free(struct query *q)
 {
     struct tl_prom *prom = q->prom;
@@ -391,21 +407,22 @@ static void query_free(struct query *q)
         prom->queries = q->next;
     if (q->next)
         q->next->prev = q->prev;
-    free(q->expr);
-    tl_prom_result_free(&q->acc);
-    free(q);
+    query_release(q);
 }
 
 void tl_prom_destroy(struct tl_prom *prom)
 {
     if (prom == NULL)
         return;
-    while (prom->queries) {
-        struct query *q = prom->queries;
+    struct query *q = prom->queries;
+    while (q) {
+        struct query *next = q->next;
         tl_http_cancel(q->req);
         ev_timer_stop(prom->loop, &q->retry);
-        query_free(q);
+        query_release(q);
+        q = next;
     }
+    prom->queries = NULL;
     free_headers(prom->headers);
     free(prom->base_url);
     free(prom);
@@ -475,7 +492,8 @@ static void on_done(void *arg, enum tl_err err, const struct tl_http_response *r
         ev_timer_start(prom->loop, &q->retry);
         return;
     }
-    if (err != TL_OK) {
+    if (err != TL_OK || resp == NULL) {
+        err = err != TL_OK ? err : TL_EIO;
         snprintf(message, sizeof(message), "prometheus %s: %s", prom->base_url, tl_strerror(err));
         finish(q, err, message);
         return;

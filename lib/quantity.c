@@ -62,7 +62,7 @@ static void quote(const char *s, char *out, size_t outlen)
 {
     size_t o = 0;
     size_t i = 0;
-    for (; s[i] != '\0' && i < QUOTE_MAX; i++) {
+    for (; i < QUOTE_MAX && s[i] != '\0'; i++) {
         unsigned char c = (unsigned char)s[i];
         char piece[8];
         int n;

@@ -13,16 +13,20 @@ if ! clang-format --dry-run -Werror "${files[@]}"; then
     status=1
 fi
 
+# One file per clang-tidy run: several at once make its va_list checker report false positives.
 mapfile -t sources < <(printf '%s\n' "${files[@]}" | grep -E '^(lib|controller)/.*\.c$')
 echo "lint: clang-tidy on ${#sources[@]} files"
-if ! printf '%s\n' "${sources[@]}" | xargs -P "$(nproc)" -n 4 clang-tidy -p "$build" --quiet 2>/dev/null; then
+if ! printf '%s\n' "${sources[@]}" | xargs -P "$(nproc)" -n 1 clang-tidy -p "$build" --quiet 2>/dev/null; then
     status=1
 fi
 
 if command -v cppcheck >/dev/null 2>&1; then
     echo "lint: cppcheck"
+    # varFuncNullUB: NULL ends tl_json_get's key list; glibc defines it as a pointer and the
+    # function carries __attribute__((sentinel)), which the compiler checks at every call.
     if ! cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability \
-        --inline-suppr --suppress=missingIncludeSystem -Ilib "${sources[@]}"; then
+        --inline-suppr --suppress=missingIncludeSystem --suppress=varFuncNullUB -Ilib \
+        "${sources[@]}"; then
         status=1
     fi
 fi
