@@ -9,7 +9,7 @@ packages=(
     libcurl4-openssl-dev libcjson-dev libyaml-dev libev-dev libwebsockets-dev libcmocka-dev
     clang clang-format clang-tidy cppcheck libclang-rt-14-dev
     python3 python3-yaml openssl curl
-    prometheus lua5.4
+    prometheus lua5.4 jq
 )
 
 missing=()
