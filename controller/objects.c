@@ -8,22 +8,10 @@
 
 #include "json.h"
 #include "leader.h"
+#include "pod_owner.h"
 #include "quantity.h"
 
 static const char *const kind_names[] = {"Deployment", "StatefulSet", "DaemonSet"};
-
-const char *tl_workload_kind_name(enum tl_workload_kind kind)
-{
-    switch (kind) {
-    case TL_KIND_DEPLOYMENT:
-        return kind_names[0];
-    case TL_KIND_STATEFULSET:
-        return kind_names[1];
-    case TL_KIND_DAEMONSET:
-        return kind_names[2];
-    }
-    return "Unknown";
-}
 
 bool tl_workload_kind_parse(const char *name, enum tl_workload_kind *out)
 {

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "labels.h"
+#include "pod_owner.h"
 #include "policy.h"
 #include "recommend.h"
 
@@ -136,7 +137,7 @@ double tl_parse_time(const char *text);
 /* Parses a Kubernetes resource quantity into cores (cpu) or bytes (memory); 0 when absent. */
 double tl_resource_value(const cJSON *quantity, bool memory);
 
-const char *tl_workload_kind_name(enum tl_workload_kind kind);
+/* tl_workload_kind_name is in pod_owner.h. */
 bool tl_workload_kind_parse(const char *name, enum tl_workload_kind *out);
 /* "deployment-web": the Recommendation name for a workload, lower case. Caller frees. */
 char *tl_rec_name(enum tl_workload_kind kind, const char *name);

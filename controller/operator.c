@@ -11,6 +11,7 @@
 #include "json.h"
 #include "log.h"
 #include "policy.h"
+#include "usage_source.h"
 
 static const enum tl_workload_kind workload_kinds[3] = {TL_KIND_DEPLOYMENT, TL_KIND_STATEFULSET,
                                                         TL_KIND_DAEMONSET};
@@ -314,6 +315,17 @@ static void on_synced(struct tl_operator *op)
     op->synced = true;
     TL_INFO("caches synced; starting the first full pass");
     enqueue(op, TL_KEY_ASSIGN);
+}
+
+/* Usage collection follows the assignment, which the first full pass computes. */
+static void on_first_pass(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)revents;
+    struct tl_operator *op = w->data;
+    if (op->synced && op->leading && tl_strmap_size(op->assignment) > 0) {
+        ev_prepare_stop(loop, w);
+        tl_usage_source_poll(op->usage);
+    }
 }
 
 static void workload_changed(struct tl_workload_ctx *p, const struct tl_kube_store_item *item)
@@ -654,6 +666,8 @@ static void on_sync_check(struct ev_loop *loop, ev_timer *w, int revents)
 static void destroy(struct tl_operator *op)
 {
     tl_election_destroy(op->election, 0);
+    tl_usage_source_destroy(op->usage);
+    op->usage = NULL;
     for (int i = 0; i < 3; i++)
         tl_informer_destroy(op->workloads[i]);
     tl_informer_destroy(op->namespaces);
@@ -712,12 +726,21 @@ int tl_operator_run(const struct tl_run_options *opts)
     }
     if (start_informers(&op) != TL_OK || tl_workqueue_start(op.queue, process, &op) != TL_OK)
         goto out;
+    op.usage = tl_usage_source_create(&op);
+    if (!op.usage) {
+        TL_ERROR("out of memory");
+        goto out;
+    }
     op.leading = !opts->leader_elect;
     if (opts->leader_elect && tl_election_start(&op, on_leadership, &op.election) != TL_OK) {
         TL_ERROR("cannot start leader election");
         goto out;
     }
 
+    ev_prepare first_pass;
+    ev_prepare_init(&first_pass, on_first_pass);
+    first_pass.data = &op;
+    ev_prepare_start(op.loop, &first_pass);
     ev_timer sync_check;
     ev_timer_init(&sync_check, on_sync_check, 0.05, 0.05);
     sync_check.data = &op;
@@ -739,6 +762,7 @@ int tl_operator_run(const struct tl_run_options *opts)
     tl_election_destroy(op.election, 2.0);
     op.election = NULL;
     ev_timer_stop(op.loop, &sync_check);
+    ev_prepare_stop(op.loop, &first_pass);
     ev_timer_stop(op.loop, &op.resync);
     ev_signal_stop(op.loop, &op.sigint);
     ev_signal_stop(op.loop, &op.sigterm);

@@ -559,6 +559,23 @@ static struct oom_seen observed_ooms(struct tl_operator *op, const struct job *j
     return seen;
 }
 
+/* Without usage, say why: no Prometheus, a failing one, or simply no cycle yet. */
+static void explain_missing_usage(struct tl_operator *op, struct job *job)
+{
+    const cJSON *confidence = cJSON_GetObjectItemCaseSensitive(job->status, "confidence");
+    const char *problem = tl_usage_source_problem(op->usage, job->ns);
+    if (!problem || !cJSON_IsString(confidence) || strcmp(confidence->valuestring, "None") != 0)
+        return;
+    tl_json_member_set(job->status, "explanation", cJSON_CreateString(problem));
+    cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(job->status, "conditions"))
+    {
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(c, "type");
+        if (cJSON_IsString(type) && strcmp(type->valuestring, "Ready") == 0)
+            tl_json_member_set(c, "message", cJSON_CreateString(problem));
+    }
+}
+
 void tl_reconcile_workload(struct tl_operator *op, const char *key)
 {
     struct job *job = calloc(1, sizeof(*job));
@@ -649,6 +666,7 @@ void tl_reconcile_workload(struct tl_operator *op, const char *key)
         job_finish(job, TL_ENOMEM);
         return;
     }
+    explain_missing_usage(op, job);
     if (rec)
         remediate(op, job, w, policy, rec, previous);
     enum tl_err result = TL_OK;

@@ -236,6 +236,11 @@ static void explain(const struct tl_recommend_policy *policy, const struct tl_us
         snprintf(oom, sizeof(oom), "; %u OOM kill%s raised memory to %s", usage->oom_kills,
                  usage->oom_kills == 1 ? "" : "s", bumped);
     }
+    else if (usage->oom_kills > 0) {
+        /* The percentile already clears the OOM floor; still say the kills were seen. */
+        snprintf(oom, sizeof(oom), "; memory stays above the usage of its %u OOM kill%s",
+                 usage->oom_kills, usage->oom_kills == 1 ? "" : "s");
+    }
     if (out->hpa_consistent)
         snprintf(hpa, sizeof(hpa), "; CPU request sized for the HPA's %.0f%% target",
                  usage->hpa_cpu_target_percent);
