@@ -8,6 +8,7 @@
 
 #include "assign.h"
 #include "election.h"
+#include "web.h"
 #include "json.h"
 #include "log.h"
 #include "policy.h"
@@ -460,6 +461,12 @@ static void on_hpa_update(void *arg, const struct tl_kube_store_item *old,
 void tl_operator_finish(struct tl_operator *op, const char *key, enum tl_err result)
 {
     op->stats.reconciles++;
+    double *began = tl_strmap_get(op->started, key);
+    if (began) {
+        const char *kind = key[0] == 'w' ? "workload" : key[0] == 'p' ? "policy" : "assign";
+        tl_operator_observe_reconcile(op, kind, result == TL_OK, ev_time() - *began);
+        tl_strmap_remove(op->started, key);
+    }
     if (result == TL_OK) {
         tl_workqueue_forget(op->queue, key);
     }
@@ -477,6 +484,11 @@ static void process(struct tl_workqueue *q, const char *key, void *ctx)
 {
     (void)q;
     struct tl_operator *op = ctx;
+    double *began = malloc(sizeof(*began));
+    if (began) {
+        *began = ev_time();
+        tl_strmap_set(op->started, key, began);
+    }
     if (!op->leading) {
         /* A follower keeps its caches warm and writes nothing; it starts over when it leads. */
         tl_operator_finish(op, key, TL_OK);
@@ -666,6 +678,7 @@ static void on_sync_check(struct ev_loop *loop, ev_timer *w, int revents)
 static void destroy(struct tl_operator *op)
 {
     tl_election_destroy(op->election, 0);
+    tl_operator_http_stop(op);
     tl_usage_source_destroy(op->usage);
     op->usage = NULL;
     for (int i = 0; i < 3; i++)
@@ -680,6 +693,7 @@ static void destroy(struct tl_operator *op)
     tl_recorder_destroy(op->recorder);
     tl_workqueue_destroy(op->queue);
     tl_strmap_destroy(op->applying);
+    tl_strmap_destroy(op->started);
     tl_strmap_destroy(op->assignment);
     tl_strmap_destroy(op->region_rates);
     tl_kube_client_destroy(op->client);
@@ -707,7 +721,9 @@ int tl_operator_run(const struct tl_run_options *opts)
         goto out;
     }
     struct tl_kube_client_options kopts = {.write_qps = opts->kube_qps,
-                                           .write_burst = opts->kube_burst};
+                                           .write_burst = opts->kube_burst,
+                                           .observe = tl_operator_observe_request,
+                                           .observe_arg = &op};
     if (tl_kube_client_create(op.loop, op.config, op.creds, &kopts, &op.client, err, sizeof(err)) !=
         TL_OK) {
         TL_ERROR("cannot create the Kubernetes client", TL_STR("reason", err));
@@ -717,13 +733,17 @@ int tl_operator_run(const struct tl_run_options *opts)
     op.assignment = tl_strmap_create(free);
     op.region_rates = tl_strmap_create(free);
     op.applying = tl_strmap_create(free);
+    op.started = tl_strmap_create(free);
     char host[128] = "tailor";
     gethostname(host, sizeof(host) - 1);
     op.recorder = tl_recorder_create(&op, opts->identity ? opts->identity : host);
-    if (!op.queue || !op.assignment || !op.region_rates || !op.applying || !op.recorder) {
+    if (!op.queue || !op.assignment || !op.region_rates || !op.applying || !op.recorder ||
+        !op.started) {
         TL_ERROR("out of memory");
         goto out;
     }
+    if (tl_operator_http_start(&op) != TL_OK)
+        goto out;
     if (start_informers(&op) != TL_OK || tl_workqueue_start(op.queue, process, &op) != TL_OK)
         goto out;
     op.usage = tl_usage_source_create(&op);

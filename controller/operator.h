@@ -21,6 +21,9 @@
 #define TL_KEY_ASSIGN "a"
 
 struct tl_usage_source; /* usage histograms by workload container; see usage_source.h */
+struct tl_httpd;
+struct tl_metrics;
+struct tl_op_metrics;
 
 struct tl_operator_stats {
     unsigned long reconciles;
@@ -65,6 +68,11 @@ struct tl_operator {
     struct tl_usage_source *usage;  /* may be NULL: no metrics yet */
     struct tl_strmap *applying;     /* "NS/KIND/NAME" -> owned namespace, changes in flight */
     struct tl_recorder *recorder;
+    struct tl_httpd *health_httpd; /* /healthz, /readyz */
+    struct tl_httpd *api_httpd;    /* /metrics, REST API, dashboard */
+    struct tl_metrics *metrics;
+    struct tl_op_metrics *om;  /* http.c */
+    struct tl_strmap *started; /* key -> owned double: when its reconcile began */
 
     struct tl_election *election; /* NULL without --leader-elect */
     bool leading;                 /* only the leader reconciles and writes */

@@ -6,6 +6,7 @@
 
 #include "json.h"
 #include "log.h"
+#include "web.h"
 #include "operator.h"
 #include "rec_status.h"
 #include "remediate.h"
@@ -309,6 +310,10 @@ static void write_workload(struct job *job)
 {
     emit_event(job);
     const struct tl_remedy *r = &job->remedy;
+    if (r->event_reason && strcmp(r->event_reason, "Verified") == 0)
+        tl_operator_observe_action(job->op, "verified");
+    if (r->kind != TL_REMEDY_NONE && !job->op->opts->dry_run)
+        tl_operator_observe_action(job->op, r->kind == TL_REMEDY_APPLY ? "apply" : "rollback");
     if (r->kind == TL_REMEDY_NONE || job->op->opts->dry_run) {
         job_finish(job, TL_OK);
         return;

@@ -288,3 +288,23 @@ const char *tl_usage_source_problem(struct tl_usage_source *src, const char *ns)
     const struct ns_state *st = src ? tl_strmap_get(src->namespaces, ns) : NULL;
     return st && st->problem[0] ? st->problem : NULL;
 }
+
+static bool add_stats(void *arg, const char *key, void *value)
+{
+    (void)key;
+    struct tl_prom_stats *sum = arg;
+    struct tl_prom_stats s;
+    tl_prom_stats_get(tl_usage_collector_prom(value), &s);
+    sum->queries += s.queries;
+    sum->errors += s.errors;
+    sum->seconds += s.seconds;
+    sum->bytes += s.bytes;
+    return true;
+}
+
+void tl_usage_source_prom_stats(struct tl_usage_source *src, struct tl_prom_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (src)
+        tl_strmap_foreach(src->collectors, add_stats, out);
+}

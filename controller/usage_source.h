@@ -30,6 +30,10 @@ bool tl_usage_source_get(struct tl_usage_source *src, const char *ns, const char
                          const char *name, const char *container, struct tl_usage *out,
                          double *analyzed_at);
 
+/* Prometheus traffic summed over every endpoint, for /metrics. */
+struct tl_prom_stats;
+void tl_usage_source_prom_stats(struct tl_usage_source *src, struct tl_prom_stats *out);
+
 /* Why a workload has no usage yet, for its explanation; NULL when it has. Borrowed. */
 const char *tl_usage_source_problem(struct tl_usage_source *src, const char *ns);
 

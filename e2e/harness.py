@@ -6,6 +6,7 @@ import atexit
 import json
 import os
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -86,16 +87,30 @@ class ApiServer:
         self.log.close()
 
 
-class Tailor:
-    """`tailor run` as the ServiceAccount, logging to a file."""
+def free_port():
+    """A port free on 127.0.0.1 right now (another process could take it before use)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
-    def __init__(self, server, *args):
+
+class Tailor:
+    """`tailor run` as the ServiceAccount, logging to a file. With http=True it serves
+    /metrics and the API on self.api_url and the probes on self.health_url."""
+
+    def __init__(self, server, *args, http=False):
         binary = os.environ.get("TAILOR_BIN") or os.path.join(ROOT, "build/controller/tailor")
         self.log_path = os.path.join(server.dir, "tailor-%d.log" % time.time_ns())
         self.log = open(self.log_path, "w")
+        api, health = ("0", "0")
+        if http:
+            api = "127.0.0.1:%d" % free_port()
+            health = "127.0.0.1:%d" % free_port()
+            self.api_url = "http://" + api
+            self.health_url = "http://" + health
         self.proc = subprocess.Popen([binary, "run", "--kubeconfig", server.sa,
-                                      "--metrics-bind-address", "0",
-                                      "--health-probe-bind-address", "0"] + list(args),
+                                      "--metrics-bind-address", api,
+                                      "--health-probe-bind-address", health] + list(args),
                                      stdout=self.log, stderr=subprocess.STDOUT)
         _children.append(self.proc)
 

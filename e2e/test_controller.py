@@ -19,7 +19,7 @@ class ControllerTest(unittest.TestCase):
         cls.server = harness.ApiServer(scenario="e2e/scenarios/demo.yaml")
         cls.server.install()
         cls.server.kubectl("apply", "-k", os.path.join(harness.ROOT, "config/samples"))
-        cls.tailor = harness.Tailor(cls.server)
+        cls.tailor = harness.Tailor(cls.server, http=True)
 
     @classmethod
     def tearDownClass(cls):
@@ -130,13 +130,35 @@ spec:
         time.sleep(2)  # let the last writes of earlier tests settle
         before = len(self.server.requests())
         self.tailor.stop()
-        type(self).tailor = harness.Tailor(self.server)
+        type(self).tailor = harness.Tailor(self.server, http=True)
         harness.wait_for(lambda: "caches synced" in self.tailor.output(), what="sync")
         time.sleep(3)
         writes = [r for r in self.server.requests()[before:]
                   if r["verb"] in ("create", "update", "patch", "delete")
                   and "serviceaccount" in r["user"]]
         self.assertEqual(writes, [], "a restart rewrote what was already right")
+
+    def test_6b_probes_and_metrics(self):
+        import shutil
+        import subprocess
+        import urllib.request
+        with urllib.request.urlopen(self.tailor.health_url + "/healthz", timeout=5) as r:
+            self.assertEqual(r.status, 200)
+        harness.wait_for(lambda: urllib.request.urlopen(self.tailor.health_url + "/readyz",
+                                                        timeout=5).status == 200,
+                         what="readiness")
+        with urllib.request.urlopen(self.tailor.api_url + "/metrics", timeout=5) as r:
+            text = r.read().decode()
+        for name in ("tailor_reconcile_total", "tailor_reconcile_duration_seconds_bucket",
+                     "tailor_kube_requests_total", "tailor_workqueue_depth",
+                     "tailor_recommendations", "tailor_estimated_monthly_savings_dollars",
+                     "tailor_watch_requests", "tailor_leader 1"):
+            self.assertIn(name, text)
+        self.assertRegex(text, r'tailor_recommendations\{phase="(UpToDate|Pending)"\} [1-9]')
+        if shutil.which("promtool"):
+            check = subprocess.run(["promtool", "check", "metrics"], input=text,
+                                   capture_output=True, text=True)
+            self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
 
     def test_7_no_errors_and_no_forbidden(self):
         self.assertNotIn(" error ", self.tailor.output())

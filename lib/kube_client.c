@@ -285,6 +285,9 @@ static void on_http_done(void *arg, enum tl_err err, const struct tl_http_respon
     struct tl_kube_call *call = arg;
     struct tl_kube_client *client = call->client;
     call->http_req = NULL; /* freed by tl_http when this returns */
+    if (client->opts.observe)
+        client->opts.observe(client->opts.observe_arg, call->method ? call->method : "GET",
+                             resp ? resp->status : 0);
     bool can_retry = !call->no_retry && call->attempts < client->opts.max_attempts;
 
     if (err != TL_OK) {

@@ -31,6 +31,10 @@ struct tl_kube_client_options {
     size_t max_body;        /* response cap, bytes [64 MiB] */
     unsigned long seed;     /* backoff jitter seed [from the clock] */
     const char *user_agent; /* copied ["tailor/<version>"] */
+    /* Called for every HTTP response or transport failure (code 0), retries included, for
+     * metrics. NULL for none. */
+    void (*observe)(void *arg, const char *method, long code);
+    void *observe_arg;
 };
 
 /*

@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
     build-essential cmake pkg-config
-    libcurl4-openssl-dev libcjson-dev libyaml-dev libev-dev libwebsockets-dev libcmocka-dev
+    libcurl4-openssl-dev libcjson-dev libyaml-dev libev-dev libwebsockets-dev libwebsockets-evlib-ev libcmocka-dev
     clang clang-format clang-tidy cppcheck libclang-rt-14-dev
     python3 python3-yaml openssl curl
     prometheus lua5.4 jq
