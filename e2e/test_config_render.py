@@ -13,6 +13,7 @@ that names the field.
 
 Exits non-zero if any check fails; the last line is "N passed, N failed, N skipped".
 """
+
 import copy
 import json
 import os
@@ -23,8 +24,10 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import CheckFailed, Checks, Skip, need  # noqa: E402
 
 import yaml
 
@@ -90,19 +93,6 @@ REMEDIATION_NEEDS = {
 }
 
 VERBOSE = "-v" in sys.argv[1:]
-
-
-class Skip(Exception):
-    pass
-
-
-class CheckFailed(AssertionError):
-    pass
-
-
-def need(cond, msg):
-    if not cond:
-        raise CheckFailed(msg)
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -215,12 +205,7 @@ def selector_matches(sel, labels):
 
 # ------------------------------------------------------------------------------ checks
 
-CHECKS = []
-
-
-def check(fn):
-    CHECKS.append(fn)
-    return fn
+check = Checks()
 
 
 @check
@@ -780,30 +765,7 @@ def live_checks(srv):
 
 def main():
     os.chdir(ROOT)
-    passed = failed = skipped = 0
-    start = time.monotonic()
-    for fn in CHECKS:
-        name = fn.__name__
-        t0 = time.monotonic()
-        try:
-            fn()
-        except Skip as e:
-            skipped += 1
-            print(f"SKIP {name}: {e}")
-            continue
-        except CheckFailed as e:
-            failed += 1
-            print(f"FAIL {name}:\n  " + str(e).replace("\n", "\n  "))
-            continue
-        except Exception:  # a crash in a check is a failure, with its traceback
-            failed += 1
-            print(f"FAIL {name}: crashed\n" + traceback.format_exc())
-            continue
-        passed += 1
-        print(f"PASS {name} ({time.monotonic() - t0:.1f}s)")
-    print(f"config render checks took {time.monotonic() - start:.1f}s")
-    print(f"{passed} passed, {failed} failed, {skipped} skipped")
-    return 1 if failed else 0
+    return check.run("config render checks")
 
 
 if __name__ == "__main__":

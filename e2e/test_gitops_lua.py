@@ -22,6 +22,7 @@ API server (e2e/apiserver/serve, when it is there).
 
 Exits non-zero if any check fails; the last line is "N passed, N failed, N skipped".
 """
+
 import copy
 import os
 import re
@@ -32,8 +33,10 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import CheckFailed, Checks, Skip, need  # noqa: E402
 
 import yaml
 
@@ -44,19 +47,6 @@ SCRIPTS = {"OptimizationPolicy": HEALTH / "optimizationpolicy.lua",
            "Recommendation": HEALTH / "recommendation.lua"}
 VERBOSE = "-v" in sys.argv[1:]
 INTERPRETERS = ("lua5.4", "lua5.3", "lua5.2", "lua5.1", "luajit", "lua")
-
-
-class Skip(Exception):
-    pass
-
-
-class CheckFailed(AssertionError):
-    pass
-
-
-def need(cond, msg):
-    if not cond:
-        raise CheckFailed(msg)
 
 
 # ------------------------------------------------------------------------------ Lua harness
@@ -272,12 +262,7 @@ REC_CASES = [
 
 # ------------------------------------------------------------------------------ checks
 
-CHECKS = []
-
-
-def check(fn):
-    CHECKS.append(fn)
-    return fn
+check = Checks()
 
 
 def run_cases(kind, cases):
@@ -528,30 +513,7 @@ def flux_handover_keeps_the_requests():
 
 def main():
     os.chdir(ROOT)
-    passed = failed = skipped = 0
-    start = time.monotonic()
-    for fn in CHECKS:
-        name = fn.__name__
-        t0 = time.monotonic()
-        try:
-            fn()
-        except Skip as e:
-            skipped += 1
-            print(f"SKIP {name}: {e}")
-            continue
-        except CheckFailed as e:
-            failed += 1
-            print(f"FAIL {name}:\n  " + str(e).replace("\n", "\n  "))
-            continue
-        except Exception:  # a crash in a check is a failure, with its traceback
-            failed += 1
-            print(f"FAIL {name}: crashed\n" + traceback.format_exc())
-            continue
-        passed += 1
-        print(f"PASS {name} ({time.monotonic() - t0:.1f}s)")
-    print(f"gitops checks took {time.monotonic() - start:.1f}s")
-    print(f"{passed} passed, {failed} failed, {skipped} skipped")
-    return 1 if failed else 0
+    return check.run("gitops checks")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ What is checked:
 
 Exits non-zero if any check fails; the last line is "N passed, N failed, N skipped".
 """
+
 import base64
 import copy
 import json
@@ -60,8 +61,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import CheckFailed, Checks, Skip, need  # noqa: E402
 
 import yaml
 
@@ -76,21 +79,8 @@ HELM_LABELS = {"helm.sh/chart", "app.kubernetes.io/managed-by", "app.kubernetes.
                "app.kubernetes.io/version"}
 
 
-class Skip(Exception):
-    pass
-
-
-class CheckFailed(AssertionError):
-    pass
-
-
 class TemplateError(Exception):
     pass
-
-
-def need(cond, msg):
-    if not cond:
-        raise CheckFailed(msg)
 
 
 # ============================================================================ the renderer
@@ -800,12 +790,7 @@ def flag_names(args):
 
 # ============================================================================ checks
 
-CHECKS = []
-
-
-def check(fn):
-    CHECKS.append(fn)
-    return fn
+check = Checks()
 
 
 @check
@@ -1330,30 +1315,7 @@ def runtime_image_has_the_linked_libraries():
 
 def main():
     os.chdir(ROOT)
-    passed = failed = skipped = 0
-    start = time.monotonic()
-    for fn in CHECKS:
-        name = fn.__name__
-        t0 = time.monotonic()
-        try:
-            fn()
-        except Skip as e:
-            skipped += 1
-            print(f"SKIP {name}: {e}")
-            continue
-        except CheckFailed as e:
-            failed += 1
-            print(f"FAIL {name}:\n  " + str(e).replace("\n", "\n  "))
-            continue
-        except Exception:  # a crash in a check is a failure, with its traceback
-            failed += 1
-            print(f"FAIL {name}: crashed\n" + traceback.format_exc())
-            continue
-        passed += 1
-        print(f"PASS {name} ({time.monotonic() - t0:.1f}s)")
-    print(f"helm chart checks took {time.monotonic() - start:.1f}s")
-    print(f"{passed} passed, {failed} failed, {skipped} skipped")
-    return 1 if failed else 0
+    return check.run("helm chart checks")
 
 
 if __name__ == "__main__":
