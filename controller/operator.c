@@ -8,11 +8,11 @@
 
 #include "assign.h"
 #include "election.h"
-#include "web.h"
 #include "json.h"
 #include "log.h"
 #include "policy.h"
 #include "usage_source.h"
+#include "web.h"
 
 static const enum tl_workload_kind workload_kinds[3] = {TL_KIND_DEPLOYMENT, TL_KIND_STATEFULSET,
                                                         TL_KIND_DAEMONSET};

@@ -6,11 +6,11 @@
 
 #include "json.h"
 #include "log.h"
-#include "web.h"
 #include "operator.h"
 #include "rec_status.h"
 #include "remediate.h"
 #include "usage_source.h"
+#include "web.h"
 
 #define MAX_CONTAINERS 64
 
@@ -171,27 +171,6 @@ static void emit_event(struct job *job)
             TL_STR("reason", r->event_reason));
 }
 
-static bool add_quantities(cJSON *obj, const char *key, double cpu, double memory)
-{
-    char buf[48];
-    if (cpu <= 0 && memory <= 0)
-        return true;
-    cJSON *q = cJSON_AddObjectToObject(obj, key);
-    if (!q)
-        return false;
-    if (cpu > 0) {
-        tl_format_cpu(cpu, buf, sizeof(buf));
-        if (!cJSON_AddStringToObject(q, "cpu", buf))
-            return false;
-    }
-    if (memory > 0) {
-        tl_format_memory(memory, buf, sizeof(buf));
-        if (!cJSON_AddStringToObject(q, "memory", buf))
-            return false;
-    }
-    return true;
-}
-
 /*
  * The server-side apply configuration: only the resources of the containers, as field manager
  * tailor, so GitOps tools can be told exactly which fields are Tailor's (docs/gitops.md).
@@ -218,10 +197,8 @@ static cJSON *apply_body(const struct job *job)
         if (!array)
             array = cJSON_AddArrayToObject(pod, list);
         cJSON *c = cJSON_CreateObject();
-        cJSON *res = cJSON_AddObjectToObject(c, "resources");
-        if (!array || !c || !res || !cJSON_AddStringToObject(c, "name", job->containers[i].name) ||
-            !add_quantities(res, "requests", v->cpu_request, v->memory_request) ||
-            !add_quantities(res, "limits", v->cpu_limit, v->memory_limit) ||
+        if (!array || !c || !cJSON_AddStringToObject(c, "name", job->containers[i].name) ||
+            tl_json_member_set(c, "resources", tl_resources_to_json(v)) != TL_OK ||
             !cJSON_AddItemToArray(array, c)) {
             cJSON_Delete(c);
             cJSON_Delete(body);

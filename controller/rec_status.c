@@ -62,8 +62,7 @@ static bool add_memory(cJSON *obj, const char *key, double bytes)
     return add_string(obj, key, buf);
 }
 
-/* {requests: {cpu, memory}, limits: {cpu, memory}} with unset values left out. */
-static cJSON *resources_json(const struct tl_resources *r)
+cJSON *tl_resources_to_json(const struct tl_resources *r)
 {
     cJSON *out = cJSON_CreateObject();
     cJSON *requests = cJSON_AddObjectToObject(out, "requests");
@@ -77,9 +76,9 @@ static cJSON *resources_json(const struct tl_resources *r)
     return out;
 }
 
-/* Reads {requests, limits} back from a previous status. */
-static void resources_from_json(const cJSON *obj, struct tl_resources *r)
+void tl_resources_from_json(const cJSON *obj, struct tl_resources *r)
 {
+    memset(r, 0, sizeof(*r));
     const cJSON *requests = cJSON_GetObjectItemCaseSensitive(obj, "requests");
     const cJSON *limits = cJSON_GetObjectItemCaseSensitive(obj, "limits");
     r->cpu_request = tl_resource_value(cJSON_GetObjectItemCaseSensitive(requests, "cpu"), false);
@@ -106,7 +105,7 @@ static double change_percent(double from, double to)
     return fabs(to - from) / from * 100;
 }
 
-static double max_change(const struct tl_resources *a, const struct tl_resources *b)
+double tl_resources_change_percent(const struct tl_resources *a, const struct tl_resources *b)
 {
     double m = change_percent(a->cpu_request, b->cpu_request);
     m = fmax(m, change_percent(a->memory_request, b->memory_request));
@@ -124,7 +123,7 @@ static bool previous_recommended(const cJSON *previous, const char *container,
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(c, "name");
         if (cJSON_IsString(name) && strcmp(name->valuestring, container) == 0) {
             memset(out, 0, sizeof(*out));
-            resources_from_json(cJSON_GetObjectItemCaseSensitive(c, "recommended"), out);
+            tl_resources_from_json(cJSON_GetObjectItemCaseSensitive(c, "recommended"), out);
             return true;
         }
     }
@@ -167,7 +166,8 @@ static void plan_revision(const struct tl_rec_input *in, struct plan *plan)
         any_sized = any_sized || plan->sized[i];
         struct tl_resources before;
         if (!previous_recommended(in->previous, w->containers[i].name, &before) ||
-            max_change(&before, &plan->recommended[i]) >= in->policy->approval.min_change_percent)
+            tl_resources_change_percent(&before, &plan->recommended[i]) >=
+                in->policy->approval.min_change_percent)
             material = true;
     }
     if (!any_sized)
@@ -182,7 +182,7 @@ static void plan_revision(const struct tl_rec_input *in, struct plan *plan)
             previous_recommended(in->previous, w->containers[i].name, &plan->recommended[i]);
     }
     for (size_t i = 0; i < plan->count; i++) {
-        if (max_change(&w->containers[i].resources, &plan->recommended[i]) >=
+        if (tl_resources_change_percent(&w->containers[i].resources, &plan->recommended[i]) >=
             fmax(1.0, (double)in->policy->approval.min_change_percent))
             plan->advice_differs_from_current = true;
     }
@@ -194,8 +194,9 @@ static cJSON *container_json(const struct tl_rec_input *in, const struct plan *p
     const struct tl_advice *a = in->advice[i];
     cJSON *out = cJSON_CreateObject();
     if (!out || !add_string(out, "name", c->name) || !add_string(out, "type", type_name(c->type)) ||
-        tl_json_member_set(out, "current", resources_json(&c->resources)) != TL_OK ||
-        tl_json_member_set(out, "recommended", resources_json(&plan->recommended[i])) != TL_OK)
+        tl_json_member_set(out, "current", tl_resources_to_json(&c->resources)) != TL_OK ||
+        tl_json_member_set(out, "recommended", tl_resources_to_json(&plan->recommended[i])) !=
+            TL_OK)
         goto fail;
     if (a != NULL && a->confidence != TL_CONFIDENCE_NONE) {
         cJSON *lower = cJSON_AddObjectToObject(out, "lowerBound");

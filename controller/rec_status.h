@@ -36,6 +36,15 @@ struct tl_rec_input {
  */
 cJSON *tl_rec_status_build(const struct tl_rec_input *in);
 
+/* {requests: {cpu, memory}, limits: {cpu, memory}} with unset values left out; caller frees
+ * with cJSON_Delete; NULL when out of memory. */
+cJSON *tl_resources_to_json(const struct tl_resources *r);
+/* Reads such an object back (missing values are 0). */
+void tl_resources_from_json(const cJSON *obj, struct tl_resources *out);
+/* The largest relative change, in percent, of the four values from a to b; a value that
+ * appears or vanishes counts as a 100% change. */
+double tl_resources_change_percent(const struct tl_resources *a, const struct tl_resources *b);
+
 /* Formats cores as a quantity ("250m", "2") and bytes ("640Mi", "1536"); buf >= 40 bytes. */
 void tl_format_cpu(double cores, char *buf, size_t len);
 void tl_format_memory(double bytes, char *buf, size_t len);

@@ -37,47 +37,6 @@ static void remove_member(cJSON *obj, const char *key)
     cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
 }
 
-/* Reads {requests, limits} into resources. */
-static void read_resources(const cJSON *obj, struct tl_resources *r)
-{
-    memset(r, 0, sizeof(*r));
-    const cJSON *req = cJSON_GetObjectItemCaseSensitive(obj, "requests");
-    const cJSON *lim = cJSON_GetObjectItemCaseSensitive(obj, "limits");
-    r->cpu_request = tl_resource_value(cJSON_GetObjectItemCaseSensitive(req, "cpu"), false);
-    r->memory_request = tl_resource_value(cJSON_GetObjectItemCaseSensitive(req, "memory"), true);
-    r->cpu_limit = tl_resource_value(cJSON_GetObjectItemCaseSensitive(lim, "cpu"), false);
-    r->memory_limit = tl_resource_value(cJSON_GetObjectItemCaseSensitive(lim, "memory"), true);
-}
-
-static cJSON *resources_json(const struct tl_resources *r)
-{
-    char buf[48];
-    cJSON *out = cJSON_CreateObject();
-    cJSON *req = cJSON_AddObjectToObject(out, "requests");
-    cJSON *lim = cJSON_AddObjectToObject(out, "limits");
-    if (!req || !lim) {
-        cJSON_Delete(out);
-        return NULL;
-    }
-    if (r->cpu_request > 0) {
-        tl_format_cpu(r->cpu_request, buf, sizeof(buf));
-        cJSON_AddStringToObject(req, "cpu", buf);
-    }
-    if (r->memory_request > 0) {
-        tl_format_memory(r->memory_request, buf, sizeof(buf));
-        cJSON_AddStringToObject(req, "memory", buf);
-    }
-    if (r->cpu_limit > 0) {
-        tl_format_cpu(r->cpu_limit, buf, sizeof(buf));
-        cJSON_AddStringToObject(lim, "cpu", buf);
-    }
-    if (r->memory_limit > 0) {
-        tl_format_memory(r->memory_limit, buf, sizeof(buf));
-        cJSON_AddStringToObject(lim, "memory", buf);
-    }
-    return out;
-}
-
 /* The recommended values of a revision, as frozen in the status, per workload container. */
 static void recommended_values(const struct tl_workload *w, const cJSON *status,
                                struct tl_resources *out)
@@ -89,7 +48,7 @@ static void recommended_values(const struct tl_workload *w, const cJSON *status,
         {
             const char *name = str_at(c, "name");
             if (name && strcmp(name, w->containers[i].name) == 0)
-                read_resources(cJSON_GetObjectItemCaseSensitive(c, "recommended"), &out[i]);
+                tl_resources_from_json(cJSON_GetObjectItemCaseSensitive(c, "recommended"), &out[i]);
         }
     }
 }
@@ -105,7 +64,7 @@ static void restore_values(const struct tl_workload *w, const cJSON *verificatio
         {
             const char *name = str_at(c, "name");
             if (name && strcmp(name, w->containers[i].name) == 0)
-                read_resources(c, &out[i]);
+                tl_resources_from_json(c, &out[i]);
         }
     }
 }
@@ -118,26 +77,12 @@ static bool same_values(const struct tl_resources *a, const struct tl_resources 
            fabs(a->memory_limit - b->memory_limit) < 1;
 }
 
-static double change_percent(double from, double to)
-{
-    if (from <= 0 && to <= 0)
-        return 0;
-    if (from <= 0 || to <= 0)
-        return 100;
-    return fabs(to - from) / from * 100;
-}
-
 /* The largest relative change between current and target values, over containers. */
 static double largest_change(const struct tl_workload *w, const struct tl_resources *target)
 {
     double m = 0;
-    for (size_t i = 0; i < w->ncontainers && i < TL_REMEDY_MAX_CONTAINERS; i++) {
-        const struct tl_resources *c = &w->containers[i].resources;
-        m = fmax(m, change_percent(c->cpu_request, target[i].cpu_request));
-        m = fmax(m, change_percent(c->memory_request, target[i].memory_request));
-        m = fmax(m, change_percent(c->cpu_limit, target[i].cpu_limit));
-        m = fmax(m, change_percent(c->memory_limit, target[i].memory_limit));
-    }
+    for (size_t i = 0; i < w->ncontainers && i < TL_REMEDY_MAX_CONTAINERS; i++)
+        m = fmax(m, tl_resources_change_percent(&w->containers[i].resources, &target[i]));
     return m;
 }
 
@@ -287,7 +232,7 @@ static void start_verification(cJSON *status, int64_t revision, const struct tl_
     set_string(v, "startedAt", now_text);
     set_string(v, "deadline", deadline);
     for (size_t i = 0; i < w->ncontainers && i < TL_REMEDY_MAX_CONTAINERS; i++) {
-        cJSON *c = resources_json(&restore[i]);
+        cJSON *c = tl_resources_to_json(&restore[i]);
         if (!c)
             continue;
         set_string(c, "name", w->containers[i].name);
