@@ -594,8 +594,8 @@ static enum tl_err start_informers(struct tl_operator *op)
                                          .on_delete = on_workload_delete,
                                          .on_synced = NULL,
                                          .arg = &op->workload_ctx[i]};
-        result =
-            start_informer(op, "apps/v1", workload_resources[i], &h, NULL, &op->workloads[i], NULL);
+        result = start_informer(op, "apps/v1", workload_resources[i], &h, NULL, &op->workloads[i],
+                                &op->workload_resources[i]);
     }
     struct tl_informer_handlers ns = {.project = project_namespace,
                                       .free_proj = free_namespace,
@@ -673,6 +673,29 @@ static void on_sync_check(struct ev_loop *loop, ev_timer *w, int revents)
         ev_timer_stop(loop, w);
         on_synced(op);
     }
+}
+
+/*
+ * Lets the writes already sent finish (a reconcile's status write and the workload write that
+ * follows it) so a stop does not leave half an action or leak its bookkeeping; bounded.
+ */
+static void drain(struct tl_operator *op, double seconds)
+{
+    for (int i = 0; i < 3; i++) {
+        tl_informer_destroy(op->workloads[i]);
+        op->workloads[i] = NULL;
+    }
+    struct tl_informer **others[] = {&op->namespaces, &op->hpas, &op->policies,   &op->recs,
+                                     &op->pods,       &op->pdbs, &op->config_maps};
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+        tl_informer_destroy(*others[i]);
+        *others[i] = NULL;
+    }
+    tl_usage_source_destroy(op->usage);
+    op->usage = NULL;
+    double deadline = ev_time() + seconds;
+    while (op->client && tl_kube_client_pending(op->client) > 0 && ev_time() < deadline)
+        ev_run(op->loop, EVRUN_ONCE);
 }
 
 static void destroy(struct tl_operator *op)
@@ -781,6 +804,7 @@ int tl_operator_run(const struct tl_run_options *opts)
 
     tl_election_destroy(op.election, 2.0);
     op.election = NULL;
+    drain(&op, 5.0);
     ev_timer_stop(op.loop, &sync_check);
     ev_prepare_stop(op.loop, &first_pass);
     ev_timer_stop(op.loop, &op.resync);

@@ -188,6 +188,12 @@ static void plan_revision(const struct tl_rec_input *in, struct plan *plan)
     }
 }
 
+/* Usage is shown to the MiB: a byte count like 1787101096 reads as noise. */
+static double whole_mib(double bytes)
+{
+    return ceil(bytes / 1048576.0) * 1048576.0;
+}
+
 static cJSON *container_json(const struct tl_rec_input *in, const struct plan *plan, size_t i)
 {
     const struct tl_container *c = &in->workload->containers[i];
@@ -209,9 +215,9 @@ static cJSON *container_json(const struct tl_rec_input *in, const struct plan *p
             !add_cpu(usage, "cpuP50", a->usage.cpu_p50) ||
             !add_cpu(usage, "cpuP95", a->usage.cpu_p95) ||
             !add_cpu(usage, "cpuMax", a->usage.cpu_max) ||
-            !add_memory(usage, "memoryP50", a->usage.memory_p50) ||
-            !add_memory(usage, "memoryP99", a->usage.memory_p99) ||
-            !add_memory(usage, "memoryMax", a->usage.memory_max) ||
+            !add_memory(usage, "memoryP50", whole_mib(a->usage.memory_p50)) ||
+            !add_memory(usage, "memoryP99", whole_mib(a->usage.memory_p99)) ||
+            !add_memory(usage, "memoryMax", whole_mib(a->usage.memory_max)) ||
             !add_number(usage, "samples", (double)a->usage.samples) ||
             !add_number(usage, "coveragePercent", floor(a->usage.coverage * 100)))
             goto fail;

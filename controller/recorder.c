@@ -76,24 +76,32 @@ void tl_recorder_emit(struct tl_recorder *rec, const struct tl_event *event)
     if (tl_event_dedup_observe(rec->dedup, event, now_us, &d) != TL_OK ||
         d.verdict == TL_EVENT_DROP)
         return;
+    struct pending *p = calloc(1, sizeof(*p));
+    if (!p)
+        return;
+    p->rec = rec;
+    memcpy(p->ns, d.ns, sizeof(p->ns));
     cJSON *body = NULL;
-    enum tl_err result;
-    if (d.verdict == TL_EVENT_CREATE) {
-        result = tl_event_dedup_render(rec->dedup, event, &d, &body);
-        if (result == TL_OK)
-            result =
-                tl_kube_create(rec->op->client, &rec->events, d.ns, body, on_written, rec, NULL);
+    /* The whole Event is rendered either way: an update whose Event expired creates it. */
+    enum tl_err result = tl_event_dedup_render(rec->dedup, event, &d, &p->full);
+    if (result == TL_OK && d.verdict == TL_EVENT_CREATE) {
+        result = tl_kube_create(rec->op->client, &rec->events, d.ns, p->full, on_written, p, NULL);
+        cJSON_Delete(p->full);
+        p->full = NULL;
     }
-    else {
+    else if (result == TL_OK) {
         result = tl_event_dedup_render_patch(&d, &body);
         char *text = result == TL_OK ? cJSON_PrintUnformatted(body) : NULL;
         result = text ? tl_kube_patch(rec->op->client, &rec->events, d.ns, d.name, NULL,
-                                      TL_KUBE_PATCH_MERGE, text, strlen(text), false, on_written,
-                                      rec, NULL)
+                                      TL_KUBE_PATCH_MERGE, text, strlen(text), false, on_written, p,
+                                      NULL)
                       : TL_ENOMEM;
         cJSON_free(text);
     }
     cJSON_Delete(body);
-    if (result != TL_OK)
+    if (result != TL_OK) {
         TL_WARN("event not recorded", TL_STR("reason", event->reason), TL_ERRF(result));
+        cJSON_Delete(p->full);
+        free(p);
+    }
 }

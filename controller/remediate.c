@@ -177,21 +177,24 @@ static double last_applied(const cJSON *previous)
     return last;
 }
 
-static void condition(cJSON *status, const char *state, const char *reason, const char *message,
-                      const char *now)
+static void condition(const struct tl_remediate_input *in, cJSON *status, const char *state,
+                      const char *reason, const char *message, const char *now)
 {
     cJSON *conditions = cJSON_GetObjectItemCaseSensitive(status, "conditions");
     if (!conditions)
         return;
-    /* Keep lastTransitionTime when an earlier Remediation condition had the same status. */
-    const char *since = now;
-    cJSON *c;
-    cJSON_ArrayForEach(c, conditions)
+    /* Keep lastTransitionTime when an earlier Remediation condition had the same status. It is
+     * copied: the old condition is deleted below. */
+    char since[40];
+    snprintf(since, sizeof(since), "%s", now);
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(in->previous, "conditions"))
     {
         const char *type = str_at(c, "type");
         const char *s = str_at(c, "status");
-        if (type && strcmp(type, "Remediation") == 0 && s && strcmp(s, state) == 0)
-            since = str_at(c, "lastTransitionTime");
+        const char *when = str_at(c, "lastTransitionTime");
+        if (type && strcmp(type, "Remediation") == 0 && s && strcmp(s, state) == 0 && when)
+            snprintf(since, sizeof(since), "%s", when);
     }
     for (int i = (int)tl_json_size(conditions) - 1; i >= 0; i--) {
         const char *type = str_at(cJSON_GetArrayItem(conditions, i), "type");
@@ -203,7 +206,7 @@ static void condition(cJSON *status, const char *state, const char *reason, cons
         return;
     set_string(cond, "type", "Remediation");
     set_string(cond, "status", state);
-    set_string(cond, "lastTransitionTime", since ? since : now);
+    set_string(cond, "lastTransitionTime", since);
     set_string(cond, "reason", reason);
     set_string(cond, "message", message);
     cJSON_AddItemToArray(conditions, cond);
@@ -266,7 +269,7 @@ static void roll_back(const struct tl_remediate_input *in, cJSON *status, const 
              "Revision %lld was rolled back: %s. Automatic changes stay off until "
              "spec.approval.unblockRevision is set to %lld.",
              (long long)revision, why, (long long)revision);
-    condition(status, "False", "RolledBack", message, now);
+    condition(in, status, "False", "RolledBack", message, now);
     out->kind = TL_REMEDY_ROLLBACK;
     out->revision = revision;
     out->event_type = TL_EVENT_WARNING;
@@ -291,30 +294,7 @@ static void verify(const struct tl_remediate_input *in, cJSON *status, const cJS
         roll_back(in, status, v, revision, why, out, now);
         return;
     }
-    bool complete = rollout_complete(w);
-    if (in->now >= deadline && complete) {
-        history_finish(status, revision, "Succeeded", NULL, now);
-        remove_member(status, "verification");
-        set_string(status, "phase", "Applied");
-        set_number(status, "lastAppliedRevision", (double)revision);
-        condition(status, "True", "Verified", "The change rolled out and stayed healthy.", now);
-        out->event_type = TL_EVENT_NORMAL;
-        out->event_reason = "Verified";
-        out->event_action = "Verify";
-        snprintf(out->note, sizeof(out->note),
-                 "Revision %lld is applied: every pod is ready and none was OOM-killed or "
-                 "crash-looping during the %.0f s verification",
-                 (long long)revision, period);
-        return;
-    }
-    if (in->now >= deadline + fmax(period, 60)) {
-        snprintf(why, sizeof(why), "the rollout did not complete (%d of %d pods ready)",
-                 w->ready_replicas, w->replicas);
-        roll_back(in, status, v, revision, why, out, now);
-        return;
-    }
-    /* Still verifying: keep the state and make sure the workload has the values (a restart
-     * between the status write and the workload write lands here). */
+    /* The values this change writes (a step of them in Auto mode), to check they are there. */
     struct tl_resources target[TL_REMEDY_MAX_CONTAINERS];
     struct tl_resources restore[TL_REMEDY_MAX_CONTAINERS];
     memset(target, 0, sizeof(target));
@@ -326,6 +306,50 @@ static void verify(const struct tl_remediate_input *in, cJSON *status, const cJS
             tl_guard_step(&restore[i], &target[i], in->policy->approval.max_change_percent,
                           &target[i]);
     }
+    bool written = true;
+    for (size_t i = 0; i < out->count; i++) {
+        if (w->containers[i].type != TL_CONTAINER_INIT &&
+            !same_values(&w->containers[i].resources, &target[i]))
+            written = false;
+    }
+    bool complete = written && rollout_complete(w);
+    if (in->now >= deadline && complete) {
+        history_finish(status, revision, "Succeeded", NULL, now);
+        remove_member(status, "verification");
+        set_string(status, "phase", "Applied");
+        set_number(status, "lastAppliedRevision", (double)revision);
+        condition(in, status, "True", "Verified", "The change rolled out and stayed healthy.", now);
+        out->event_type = TL_EVENT_NORMAL;
+        out->event_reason = "Verified";
+        out->event_action = "Verify";
+        snprintf(out->note, sizeof(out->note),
+                 "Revision %lld is applied: every pod is ready and none was OOM-killed or "
+                 "crash-looping during the %.0f s verification",
+                 (long long)revision, period);
+        return;
+    }
+    if (in->now >= deadline + fmax(period, 60)) {
+        if (!written) {
+            /* Nothing changed in the workload: there is nothing to roll back. */
+            history_finish(status, revision, "Failed", "the workload could not be changed", now);
+            remove_member(status, "verification");
+            set_string(status, "phase", "Failed");
+            condition(in, status, "False", "ApplyFailed",
+                      "The workload could not be changed; see the operator's log and Events.", now);
+            out->event_type = TL_EVENT_WARNING;
+            out->event_reason = "ApplyFailed";
+            out->event_action = "Apply";
+            snprintf(out->note, sizeof(out->note),
+                     "Revision %lld could not be written to the workload", (long long)revision);
+            return;
+        }
+        snprintf(why, sizeof(why), "the rollout did not complete (%d of %d pods ready)",
+                 w->ready_replicas, w->replicas);
+        roll_back(in, status, v, revision, why, out, now);
+        return;
+    }
+    /* Still verifying: keep the state and make sure the workload has the values (a restart
+     * between the status write and the workload write lands here). */
     set_string(status, "phase", "Applying");
     tl_json_member_set(status, "verification", tl_json_dup(v));
     out->revision = revision;
@@ -382,7 +406,7 @@ void tl_remediate(const struct tl_remediate_input *in, cJSON *status, struct tl_
                      "Automatic changes are blocked after revision %lld was rolled back; set "
                      "spec.approval.unblockRevision to %lld to allow them again.",
                      (long long)blocked, (long long)blocked);
-            condition(status, "False", "Blocked", message, now);
+            condition(in, status, "False", "Blocked", message, now);
             return;
         }
     }
@@ -417,7 +441,7 @@ static void decide_new_change(const struct tl_remediate_input *in, cJSON *status
                      "Revision %lld is approved and waits for the policy's window (opens in %.0f "
                      "minutes).",
                      (long long)revision, ceil(opens_in / 60));
-            condition(status, "False", "OutsideWindow", message, now);
+            condition(in, status, "False", "OutsideWindow", message, now);
             out->requeue_after = fmin(opens_in, 300);
             return;
         }
@@ -435,7 +459,7 @@ static void decide_new_change(const struct tl_remediate_input *in, cJSON *status
         struct tl_guard_result g;
         tl_guard_check_auto(&guard, &g);
         if (!g.allowed) {
-            condition(status, "False", g.reason, g.message, now);
+            condition(in, status, "False", g.reason, g.message, now);
             out->requeue_after = g.retry_after;
             return;
         }
@@ -452,7 +476,7 @@ static void decide_new_change(const struct tl_remediate_input *in, cJSON *status
         char message[600];
         snprintf(message, sizeof(message), "Dry run: would apply revision %lld (%s).",
                  (long long)revision, change);
-        condition(status, "False", "DryRun", message, now);
+        condition(in, status, "False", "DryRun", message, now);
         out->event_type = TL_EVENT_NORMAL;
         out->event_reason = "DryRun";
         out->event_action = "Apply";
@@ -467,7 +491,7 @@ static void decide_new_change(const struct tl_remediate_input *in, cJSON *status
     char message[600];
     snprintf(message, sizeof(message), "Applying revision %lld (%s); verifying for %.0f s.",
              (long long)revision, change, (double)p->approval.verification_ms / 1000);
-    condition(status, "True", "Applying", message, now);
+    condition(in, status, "True", "Applying", message, now);
     out->kind = TL_REMEDY_APPLY;
     out->revision = revision;
     memcpy(out->values, target, sizeof(target[0]) * out->count);

@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""Remediation on the demo cluster (docs/remediation.md), with the local API server simulating
+rollouts and pod health, and a real Prometheus for the advice:
+
+- mode Off never writes a workload (the request log proves it);
+- Manual applies exactly the approved revision and ignores a stale approval;
+- Auto waits while the kill switch is on and outside its window, moves in bounded steps, then
+  respects its cooldown;
+- a change that leads to OOM kills is rolled back and the workload is Blocked;
+- a restart in the middle of a verification neither loses nor repeats the change;
+- every action has its Event and history entry.
+"""
+import json
+import os
+import sys
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import harness  # noqa: E402
+import promlib  # noqa: E402
+
+SCENARIO = "e2e/scenarios/demo.yaml"
+WORKLOAD_KINDS = ("deployments", "statefulsets", "daemonsets")
+
+POLICIES = """
+apiVersion: tailor.dev/v1alpha1
+kind: OptimizationPolicy
+metadata: {name: everything, namespace: tailor-system}
+spec:
+  namespaceSelector: {matchExpressions: [{key: team, operator: Exists}]}
+  approval: {mode: "Off"}
+---
+apiVersion: tailor.dev/v1alpha1
+kind: OptimizationPolicy
+metadata: {name: web-manual, namespace: shop}
+spec:
+  selector: {matchLabels: {tier: web}}
+  approval:
+    mode: Manual
+    verification: {period: 8s}
+---
+apiVersion: tailor.dev/v1alpha1
+kind: OptimizationPolicy
+metadata: {name: metabase-auto, namespace: data}
+spec:
+  selector: {matchLabels: {app: metabase}}
+  approval:
+    mode: Auto
+    maxChangePercent: 25
+    cooldown: 1h
+    window: {schedule: "* * * * *", duration: 1h}
+    verification: {period: 5s}
+---
+apiVersion: tailor.dev/v1alpha1
+kind: OptimizationPolicy
+metadata: {name: closed-window, namespace: payments}
+spec:
+  approval:
+    mode: Auto
+    window: {schedule: "0 0 1 1 *", duration: 1h}
+"""
+
+KILL_SWITCH = """
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: tailor-config, namespace: tailor-system}
+data: {autoApply: "false"}
+"""
+
+
+def condition(rec, type_):
+    for c in rec.get("status", {}).get("conditions", []):
+        if c["type"] == type_:
+            return c
+    return None
+
+
+class RemediationTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.prom = promlib.Prometheus(os.path.join(harness.ROOT, SCENARIO), history="7d",
+                                      step="1m")
+        cls.prom.__enter__()
+        cls.server = harness.ApiServer(scenario=SCENARIO, extra=["--ready-delay", "0.5"])
+        cls.server.install()
+        cls.server.kubectl("apply", "-k", os.path.join(harness.ROOT, "config/rbac/remediation"))
+        cls.server.kubectl("apply", "-f", "-", input=KILL_SWITCH)
+        cls.server.kubectl("apply", "-f", "-", input=POLICIES)
+        cls.tailor = harness.Tailor(cls.server, "--prometheus-url", cls.prom.url)
+        harness.wait_for(cls.analyzed, timeout=120, interval=1, what="the analysis")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tailor.stop()
+        cls.server.stop()
+        cls.prom.__exit__(None, None, None)
+
+    @classmethod
+    def analyzed(cls):
+        items = cls.server.get_json("rec", "-A")["items"]
+        return len(items) > 30 and all(
+            r.get("status", {}).get("confidence") not in (None, "None") for r in items)
+
+    def rec(self, ns, name):
+        return self.server.get_json("rec", "-n", ns, name)
+
+    def workload_writes(self, ns=None):
+        return [r for r in self.server.requests()
+                if "serviceaccount" in r["user"] and r["resource"] in WORKLOAD_KINDS
+                and r["verb"] in ("patch", "update", "create", "delete")
+                and (ns is None or r.get("namespace") == ns)]
+
+    def container_resources(self, ns, kind, name, container):
+        obj = self.server.get_json(kind, "-n", ns, name)
+        for c in obj["spec"]["template"]["spec"]["containers"]:
+            if c["name"] == container:
+                return c.get("resources", {})
+        raise AssertionError("no container %s" % container)
+
+    def events_for(self, ns, name):
+        items = self.server.get_json("events.events.k8s.io", "-n", ns)["items"]
+        return [e["reason"] for e in items if e.get("regarding", {}).get("name") == name]
+
+    def test_1_kill_switch_then_auto_step_then_cooldown(self):
+        rec = harness.wait_for(lambda: (lambda r: r if condition(r, "Remediation") else None)(
+            self.rec("data", "deployment-metabase")), what="the kill switch condition")
+        self.assertEqual(condition(rec, "Remediation")["reason"], "KillSwitch")
+        self.assertEqual(self.workload_writes("data"), [])
+
+        self.server.kubectl("delete", "configmap", "tailor-config", "-n", "tailor-system")
+        # Once verified, the phase moves on to the next step's Pending at once: look for the
+        # history entry instead.
+        rec = harness.wait_for(lambda: (lambda r: r if r["status"].get("lastAppliedRevision")
+                                        else None)(self.rec("data", "deployment-metabase")),
+                               timeout=90, what="the first automatic step to be verified")
+        res = self.container_resources("data", "deployment", "metabase", "metabase")
+        # 1 CPU / 6Gi, at most 25% per step: 750m and 4.5Gi (the advice is lower still).
+        self.assertEqual(res["requests"]["cpu"], "750m")
+        self.assertEqual(res["requests"]["memory"], "4608Mi")
+        history = rec["status"]["history"]
+        self.assertEqual([h["action"] for h in history], ["Apply"])
+        self.assertEqual(history[0]["by"], "auto")
+        self.assertEqual(history[0]["result"], "Succeeded")
+        # The next step waits out the cooldown.
+        rec = harness.wait_for(lambda: (lambda r: r if (condition(r, "Remediation") or {})
+                                        .get("reason") == "Cooldown" else None)(
+            self.rec("data", "deployment-metabase")), what="the cooldown")
+        self.assertIn("Applying", self.events_for("data", "deployment-metabase"))
+        self.assertIn("Verified", self.events_for("data", "deployment-metabase"))
+
+    def test_2_auto_outside_its_window_waits(self):
+        rec = harness.wait_for(lambda: (lambda r: r if (condition(r, "Remediation") or {})
+                                        .get("reason") == "OutsideWindow" else None)(
+            self.rec("payments", "deployment-payments-api")), what="the window condition")
+        self.assertIn("window", condition(rec, "Remediation")["message"])
+        self.assertEqual(self.workload_writes("payments"), [])
+
+    def test_3_off_never_writes_a_workload(self):
+        for ns in ("platform", "search"):
+            self.assertEqual(self.workload_writes(ns), [], ns)
+
+    def test_4_manual_applies_only_the_approved_revision(self):
+        rec = self.rec("shop", "deployment-web")
+        revision = rec["status"]["revision"]
+        self.assertEqual(rec["status"]["phase"], "Pending")
+        stale = revision + 7  # not the current revision: nothing may happen
+        self.server.kubectl("patch", "rec", "deployment-web", "-n", "shop", "--type", "merge",
+                            "-p", json.dumps({"spec": {"approval": {"approvedRevision": stale}}}))
+        cond = harness.wait_for(lambda: condition(self.rec("shop", "deployment-web"),
+                                                  "ApprovalCurrent"), what="stale approval")
+        self.assertEqual(cond["reason"], "StaleApproval")
+        time.sleep(2)
+        self.assertEqual(self.workload_writes("shop"), [])
+
+        self.server.kubectl("patch", "rec", "deployment-web", "-n", "shop", "--type", "merge",
+                            "-p",
+                            json.dumps({"spec": {"approval": {"approvedRevision": revision}}}))
+        rec = harness.wait_for(lambda: (lambda r: r if r["status"]["phase"] == "Applied" else
+                                        None)(self.rec("shop", "deployment-web")),
+                               timeout=90, what="the approved revision to be verified")
+        want = rec["status"]["containers"][0]["recommended"]["requests"]
+        got = self.container_resources("shop", "deployment", "web", "nginx")["requests"]
+        self.assertEqual(got, want)
+        self.assertEqual(rec["status"]["lastAppliedRevision"], revision)
+        entry = rec["status"]["history"][-1]
+        self.assertEqual((entry["revision"], entry["action"], entry["by"], entry["result"]),
+                         (revision, "Apply", "manual", "Succeeded"))
+        self.assertIn("Verified", self.events_for("shop", "deployment-web"))
+        # Only web was approved: storefront (same policy) stays as it was.
+        self.assertFalse([w for w in self.workload_writes("shop") if w.get("name") ==
+                          "storefront"])
+
+    def test_5_restart_mid_verification_neither_loses_nor_repeats(self):
+        rec = self.rec("shop", "deployment-storefront")
+        revision = rec["status"]["revision"]
+        before = len(self.workload_writes("shop"))
+        self.server.kubectl("patch", "rec", "deployment-storefront", "-n", "shop", "--type",
+                            "merge", "-p",
+                            json.dumps({"spec": {"approval": {"approvedRevision": revision}}}))
+        harness.wait_for(lambda: self.rec("shop", "deployment-storefront")["status"]["phase"] ==
+                         "Applying", what="the change to start")
+        self.tailor.stop()
+        type(self).tailor = harness.Tailor(self.server, "--prometheus-url", self.prom.url)
+        rec = harness.wait_for(lambda: (lambda r: r if r["status"]["phase"] == "Applied" else
+                                        None)(self.rec("shop", "deployment-storefront")),
+                               timeout=90, what="the change to finish after the restart")
+        applies = [h for h in rec["status"]["history"] if h["action"] == "Apply"]
+        self.assertEqual(len(applies), 1)
+        writes = [w for w in self.workload_writes("shop")[before:]
+                  if w.get("name") == "storefront"]
+        self.assertGreaterEqual(len(writes), 1)
+        self.assertLessEqual(len(writes), 2)  # one apply (and one limit removal at most)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
