@@ -43,6 +43,15 @@ spec:
 ---
 apiVersion: tailor.dev/v1alpha1
 kind: OptimizationPolicy
+metadata: {name: catalog-manual, namespace: shop}
+spec:
+  selector: {matchLabels: {app: catalog}}
+  approval:
+    mode: Manual
+    verification: {period: 30s}
+---
+apiVersion: tailor.dev/v1alpha1
+kind: OptimizationPolicy
 metadata: {name: metabase-auto, namespace: data}
 spec:
   selector: {matchLabels: {app: metabase}}
@@ -212,6 +221,52 @@ class RemediationTest(unittest.TestCase):
                   if w.get("name") == "storefront"]
         self.assertGreaterEqual(len(writes), 1)
         self.assertLessEqual(len(writes), 2)  # one apply (and one limit removal at most)
+
+    def test_6_oom_after_the_change_rolls_back_and_blocks(self):
+        """The cluster's kubelet reports an OOM kill of a new pod during the verification:
+        this test plays that kubelet and writes the pod status a real one would."""
+        before = self.container_resources("shop", "deployment", "catalog", "catalog")
+        rec = self.rec("shop", "deployment-catalog")
+        revision = rec["status"]["revision"]
+        self.server.kubectl("patch", "rec", "deployment-catalog", "-n", "shop", "--type",
+                            "merge", "-p",
+                            json.dumps({"spec": {"approval": {"approvedRevision": revision}}}))
+        harness.wait_for(lambda: self.container_resources(
+            "shop", "deployment", "catalog", "catalog") != before, what="the change to land")
+        self.assertEqual(self.rec("shop", "deployment-catalog")["status"]["phase"], "Applying")
+        new_limit = self.container_resources("shop", "deployment", "catalog",
+                                             "catalog")["limits"]["memory"]
+
+        def new_pods():
+            return [p for p in self.server.get_json("pods", "-n", "shop")["items"]
+                    if p["metadata"]["name"].startswith("catalog-") and
+                    p["spec"]["containers"][0]["resources"].get("limits", {}).get("memory") ==
+                    new_limit]
+        pod = harness.wait_for(new_pods, what="a pod with the new limit")[0]
+        statuses = pod["status"]["containerStatuses"]
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        statuses[0]["restartCount"] = statuses[0].get("restartCount", 0) + 1
+        statuses[0]["lastState"] = {"terminated": {"reason": "OOMKilled", "exitCode": 137,
+                                                   "startedAt": now, "finishedAt": now}}
+        self.server.kubectl("patch", "pod", pod["metadata"]["name"], "-n", "shop",
+                            "--subresource", "status", "--type", "merge", "-p",
+                            json.dumps({"status": {"containerStatuses": statuses}}))
+        rec = harness.wait_for(lambda: (lambda r: r if r["status"]["phase"] == "Blocked" else
+                                        None)(self.rec("shop", "deployment-catalog")),
+                               timeout=60, what="the rollback")
+        self.assertEqual(rec["status"]["blockedRevision"], revision)
+        actions = [(h["action"], h["result"]) for h in rec["status"]["history"]]
+        self.assertEqual(actions[-2:], [("Apply", "Failed"), ("Rollback", "Succeeded")])
+        self.assertIn("OOM", rec["status"]["history"][-1]["reason"])
+        harness.wait_for(lambda: self.container_resources("shop", "deployment", "catalog",
+                                                          "catalog") == before,
+                         what="the old values to be back")
+        self.assertIn("RolledBack", self.events_for("shop", "deployment-catalog"))
+        # Memory advice now takes the kill in: it says so and stays above the killed limit.
+        advice = harness.wait_for(lambda: (lambda r: r if "OOM" in r["status"]["explanation"]
+                                           else None)(self.rec("shop", "deployment-catalog")),
+                                  what="memory advice to take the OOM kill in")
+        self.assertIn("OOM kill", advice["status"]["explanation"])
 
 
 if __name__ == "__main__":
