@@ -54,7 +54,8 @@ spec: {}
         killed = time.time()
         harness.wait_for(lambda: "became the leader" in follower.output(), timeout=15,
                          what="failover")
-        self.assertLess(time.time() - killed, 3 + 2 + 1.5)
+        # The lease (3 s) must run out first; then one retry period, plus slack for a loaded CI.
+        self.assertLess(time.time() - killed, 3 + 0.5 + 5)
 
         # A clean stop releases the lease: a new candidate takes it at once.
         c = harness.Tailor(self.server, *FLAGS)
@@ -64,7 +65,7 @@ spec: {}
         self.assertIn("lease released", follower.output())
         harness.wait_for(lambda: "became the leader" in c.output(), timeout=10,
                          what="takeover after release")
-        self.assertLess(time.time() - stopped, 2.5)
+        self.assertLess(time.time() - stopped, 3.0)  # no waiting for the 3 s lease
         c.stop()
         leader.stop()
 
