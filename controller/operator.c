@@ -625,7 +625,7 @@ static enum tl_err start_informers(struct tl_operator *op)
         result = start_informer(op, "v1", "namespaces", &ns, NULL, &op->namespaces, NULL);
     if (result == TL_OK)
         result = start_informer(op, "autoscaling/v2", "horizontalpodautoscalers", &hpa, NULL,
-                                &op->hpas, NULL);
+                                &op->hpas, &op->hpa_resource);
     if (result == TL_OK)
         result = start_informer(op, "tailor.dev/v1alpha1", "optimizationpolicies", &pol, NULL,
                                 &op->policies, &op->policy_resource);

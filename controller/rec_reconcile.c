@@ -25,6 +25,7 @@ struct job {
     cJSON *status; /* desired status, written after a create */
     enum tl_workload_kind workload_kind;
     struct tl_remedy remedy;
+    char hpa_name[254]; /* the HPA to write with the change; the workload's name for a new one */
     /* What writing the workload needs, copied: the cache may change before the write. */
     struct {
         char *name;
@@ -248,13 +249,57 @@ static char *removal_patch(const struct job *job)
     return text;
 }
 
+static void on_hpa_written(void *arg, struct tl_kube_result *res)
+{
+    struct job *job = arg;
+    enum tl_err result = result_error(job, res, "writing the HPA failed");
+    if (result == TL_OK)
+        job->op->stats.writes++;
+    job_finish(job, result);
+}
+
+/* The HPA part of a change, by server-side apply of exactly the fields the advice names. */
+static void write_hpa(struct job *job)
+{
+    const struct tl_remedy *r = &job->remedy;
+    if (!r->hpa.apply) {
+        job_finish(job, TL_OK);
+        return;
+    }
+    char body[1200];
+    char target[400] = "";
+    if (r->hpa.create)
+        snprintf(target, sizeof(target),
+                 "\"scaleTargetRef\":{\"apiVersion\":\"apps/v1\",\"kind\":\"%s\","
+                 "\"name\":\"%s\"},",
+                 job->kind, job->name);
+    int n = snprintf(body, sizeof(body),
+                     "{\"apiVersion\":\"autoscaling/v2\",\"kind\":\"HorizontalPodAutoscaler\","
+                     "\"metadata\":{\"name\":\"%s\",\"namespace\":\"%s\"},\"spec\":{%s"
+                     "\"minReplicas\":%d,\"maxReplicas\":%d,\"metrics\":[{\"type\":"
+                     "\"Resource\",\"resource\":{\"name\":\"cpu\",\"target\":{\"type\":"
+                     "\"Utilization\",\"averageUtilization\":%d}}}]}}",
+                     job->hpa_name, job->ns, target, r->hpa.min_replicas, r->hpa.max_replicas,
+                     r->hpa.target_percent);
+    enum tl_err result = TL_ETOOBIG;
+    if (n > 0 && (size_t)n < sizeof(body))
+        result =
+            tl_kube_patch(job->op->client, &job->op->hpa_resource, job->ns, job->hpa_name, NULL,
+                          TL_KUBE_PATCH_APPLY, body, (size_t)n, true, on_hpa_written, job, NULL);
+    if (result != TL_OK)
+        job_finish(job, result);
+}
+
 static void on_limits_removed(void *arg, struct tl_kube_result *res)
 {
     struct job *job = arg;
     enum tl_err result = result_error(job, res, "removing limits failed");
-    if (result == TL_OK)
-        job->op->stats.writes++;
-    job_finish(job, result);
+    if (result != TL_OK) {
+        job_finish(job, result);
+        return;
+    }
+    job->op->stats.writes++;
+    write_hpa(job);
 }
 
 static void on_workload_written(void *arg, struct tl_kube_result *res)
@@ -278,8 +323,10 @@ static void on_workload_written(void *arg, struct tl_kube_result *res)
         cJSON_free(removal);
         if (result == TL_OK)
             return;
+        job_finish(job, result);
+        return;
     }
-    job_finish(job, result);
+    write_hpa(job);
 }
 
 /* Carries out the remedy after its status is stored: the workload write and the Event. */
@@ -365,6 +412,7 @@ struct hpa_search {
     const char *kind;
     const char *name;
     const struct tl_hpa *found;
+    const char *found_name;
 };
 
 static bool find_hpa(void *arg, const struct tl_kube_store_item *item)
@@ -373,6 +421,7 @@ static bool find_hpa(void *arg, const struct tl_kube_store_item *item)
     const struct tl_hpa *h = item->proj;
     if (h && strcmp(h->target_kind, s->kind) == 0 && strcmp(h->target_name, s->name) == 0) {
         s->found = h;
+        s->found_name = item->name;
         return false;
     }
     return true;
@@ -491,7 +540,7 @@ static bool count_applying(void *arg, const char *key, void *value)
 /* Runs the approval and verification state machine on the desired status (remediate.h). */
 static void remediate(struct tl_operator *op, struct job *job, const struct tl_workload *w,
                       const struct tl_policy *policy, const struct tl_rec_obj *rec,
-                      const cJSON *previous)
+                      const cJSON *previous, const struct hpa_search *hs)
 {
     char wkey[600];
     snprintf(wkey, sizeof(wkey), "%s/%s/%s", job->ns, job->kind, job->name);
@@ -501,7 +550,10 @@ static void remediate(struct tl_operator *op, struct job *job, const struct tl_w
                                     .approved_revision = rec->approved_revision,
                                     .unblock_revision = rec->unblock_revision,
                                     .dry_run = op->opts->dry_run,
+                                    .hpa = hs->found,
                                     .now = ev_now(op->loop)};
+    snprintf(job->hpa_name, sizeof(job->hpa_name), "%s",
+             hs->found_name ? hs->found_name : job->name);
     const cJSON *started = tl_json_get(previous, "verification", "startedAt", NULL);
     struct pod_walk pods = {
         job->kind,  job->name, cJSON_IsString(started) ? tl_parse_time(started->valuestring) : 0,
@@ -621,7 +673,7 @@ void tl_reconcile_workload(struct tl_operator *op, const char *key)
         }
     }
 
-    struct hpa_search hs = {job->kind, job->name, NULL};
+    struct hpa_search hs = {job->kind, job->name, NULL, NULL};
     tl_kube_store_foreach_namespace(tl_informer_store(op->hpas), job->ns, find_hpa, &hs);
     struct tl_advice advice[MAX_CONTAINERS];
     const struct tl_advice *refs[MAX_CONTAINERS];
@@ -650,7 +702,7 @@ void tl_reconcile_workload(struct tl_operator *op, const char *key)
     }
     explain_missing_usage(op, job);
     if (rec)
-        remediate(op, job, w, policy, rec, previous);
+        remediate(op, job, w, policy, rec, previous, &hs);
     enum tl_err result = TL_OK;
     if (!rec) {
         cJSON *obj = rec_object(job, policy_key, witem->uid);

@@ -247,6 +247,57 @@ static void start_verification(cJSON *status, int64_t revision, const struct tl_
 static void decide_new_change(const struct tl_remediate_input *in, cJSON *status,
                               struct tl_remedy *out, const char *now);
 
+/* Reads {minReplicas, maxReplicas, targetUtilization} (metric cpu) into the remedy's HPA part. */
+static bool read_hpa(const cJSON *obj, struct tl_remedy *out)
+{
+    const cJSON *metric = cJSON_GetObjectItemCaseSensitive(obj, "metric");
+    if (!obj || (cJSON_IsString(metric) && strcmp(metric->valuestring, "cpu") != 0))
+        return false;
+    out->hpa.min_replicas = (int)int_at(obj, "minReplicas");
+    out->hpa.max_replicas = (int)int_at(obj, "maxReplicas");
+    out->hpa.target_percent = (int)int_at(obj, "targetUtilization");
+    return out->hpa.max_replicas > 0 && out->hpa.target_percent > 0;
+}
+
+/*
+ * Whether the change carries HPA settings: the advice's recommended HPA, when it differs from
+ * the HPA there is, or when there is none and the policy may create one.
+ */
+static void plan_hpa(const struct tl_remediate_input *in, const cJSON *status,
+                     struct tl_remedy *out)
+{
+    const struct tl_policy *p = in->policy;
+    const cJSON *rec = tl_json_get(status, "hpa", "recommended", NULL);
+    if (!p->hpa.enabled || !rec || !read_hpa(rec, out))
+        return;
+    const struct tl_hpa *h = in->hpa;
+    if (h) {
+        out->hpa.apply = h->min_replicas != out->hpa.min_replicas ||
+                         h->max_replicas != out->hpa.max_replicas ||
+                         h->cpu_target_percent != out->hpa.target_percent;
+        return;
+    }
+    out->hpa.apply = p->hpa.create;
+    out->hpa.create = p->hpa.create;
+}
+
+/* Records the HPA as it is, so a rollback can write it back. */
+static void record_hpa_restore(const struct tl_remediate_input *in, cJSON *verification)
+{
+    const struct tl_hpa *h = in->hpa;
+    cJSON *restore = cJSON_GetObjectItemCaseSensitive(verification, "restore");
+    if (!h || !restore || h->cpu_target_percent <= 0)
+        return;
+    cJSON *hpa = cJSON_CreateObject();
+    if (!hpa)
+        return;
+    set_number(hpa, "minReplicas", h->min_replicas);
+    set_number(hpa, "maxReplicas", h->max_replicas);
+    set_string(hpa, "metric", "cpu");
+    set_number(hpa, "targetUtilization", h->cpu_target_percent);
+    tl_json_member_set(restore, "hpa", hpa);
+}
+
 /* Rolls back, records why, and blocks further automatic changes until a person unblocks. */
 static void roll_back(const struct tl_remediate_input *in, cJSON *status, const cJSON *v,
                       int64_t revision, const char *why, struct tl_remedy *out, const char *now)
@@ -257,6 +308,7 @@ static void roll_back(const struct tl_remediate_input *in, cJSON *status, const 
     for (size_t i = 0; i < out->count; i++)
         current[i] = w->containers[i].resources;
     restore_values(w, v, out->values);
+    out->hpa.apply = read_hpa(tl_json_get(v, "restore", "hpa", NULL), out);
     char change[400];
     describe(w, current, out->values, change, sizeof(change));
     history_finish(status, revision, "Failed", why, now);
@@ -486,6 +538,8 @@ static void decide_new_change(const struct tl_remediate_input *in, cJSON *status
     }
     start_verification(status, revision, w, current, (double)p->approval.verification_ms / 1000,
                        now, in->now);
+    record_hpa_restore(in, cJSON_GetObjectItemCaseSensitive(status, "verification"));
+    plan_hpa(in, status, out);
     history_add(status, revision, "Apply", by, "InProgress", NULL, NULL, change, now);
     set_string(status, "phase", "Applying");
     char message[600];

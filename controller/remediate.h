@@ -29,6 +29,7 @@ struct tl_remediate_input {
     int64_t approved_revision;
     int64_t unblock_revision;
     struct tl_workload_health health;
+    const struct tl_hpa *hpa; /* the HPA scaling the workload, or NULL */
     struct tl_guard_input guard;
     bool dry_run;
     double now;
@@ -46,6 +47,14 @@ struct tl_remedy {
     size_t count;
     int64_t revision;
     double requeue_after; /* seconds; 0: no timed recheck needed */
+    /* HPA settings to write with the same change (server-side apply), when apply is set. */
+    struct {
+        bool apply;
+        bool create; /* no HPA yet: the policy's hpa.create asked for one */
+        int min_replicas;
+        int max_replicas;
+        int target_percent; /* CPU utilization */
+    } hpa;
     /* An Event to record, when reason is not NULL. */
     enum tl_event_type event_type;
     const char *event_reason;

@@ -37,6 +37,7 @@ kind: OptimizationPolicy
 metadata: {name: web-manual, namespace: shop}
 spec:
   selector: {matchLabels: {tier: web}}
+  hpa: {enabled: true, targetUtilization: {min: 50, max: 60}}
   approval:
     mode: Manual
     verification: {period: 8s}
@@ -217,6 +218,10 @@ class RemediationTest(unittest.TestCase):
                                timeout=90, what="the change to finish after the restart")
         applies = [h for h in rec["status"]["history"] if h["action"] == "Apply"]
         self.assertEqual(len(applies), 1)
+        # storefront's HPA targets 70%; the policy wants 50-60%: the change tuned it too.
+        hpa = self.server.get_json("hpa", "-n", "shop", "storefront")
+        self.assertEqual(hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+                         60)
         writes = [w for w in self.workload_writes("shop")[before:]
                   if w.get("name") == "storefront"]
         self.assertGreaterEqual(len(writes), 1)

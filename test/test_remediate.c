@@ -374,6 +374,48 @@ static void test_dry_run_reports_and_changes_nothing(void **state)
     assert_string_equal(r.event_reason, "DryRun");
 }
 
+static void test_hpa_is_tuned_with_the_change_and_restored_on_rollback(void **state)
+{
+    (void)state;
+    fx.policy.hpa.enabled = true;
+    struct tl_hpa hpa = {.target_kind = "Deployment",
+                         .target_name = "web",
+                         .min_replicas = 3,
+                         .max_replicas = 12,
+                         .cpu_target_percent = 70};
+    cJSON_Delete(fx.status);
+    fx.status = desired("Approved", "High", 2, "250m", "640Mi");
+    assert_int_equal(tl_json_member_set(fx.status, "hpa",
+                                        cJSON_Parse("{\"recommended\":{\"minReplicas\":3,"
+                                                    "\"maxReplicas\":12,\"metric\":\"cpu\","
+                                                    "\"targetUtilization\":60}}")),
+                     TL_OK);
+    struct tl_remediate_input in = input(NULL, 2, T0);
+    in.hpa = &hpa;
+    struct tl_remedy r;
+    tl_remediate(&in, fx.status, &r);
+    assert_int_equal(r.kind, TL_REMEDY_APPLY);
+    assert_true(r.hpa.apply);
+    assert_false(r.hpa.create);
+    assert_int_equal(r.hpa.target_percent, 60);
+    /* The HPA as it was is kept for a rollback. */
+    assert_int_equal(
+        tl_json_get(fx.status, "verification", "restore", "hpa", "targetUtilization", NULL)
+            ->valuedouble,
+        70);
+    cJSON *previous = tl_json_dup(fx.status);
+    cJSON_Delete(fx.status);
+    fx.status = next_desired(previous, "Pending", 2, "250m", "640Mi");
+    in = input(previous, 2, T0 + 30);
+    in.hpa = &hpa;
+    in.health.crash_loops = 1;
+    tl_remediate(&in, fx.status, &r);
+    assert_int_equal(r.kind, TL_REMEDY_ROLLBACK);
+    assert_true(r.hpa.apply);
+    assert_int_equal(r.hpa.target_percent, 70);
+    cJSON_Delete(previous);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -386,6 +428,7 @@ int main(void)
         T(test_auto_respects_each_guardrail),
         T(test_auto_moves_in_steps_inside_its_window),
         T(test_dry_run_reports_and_changes_nothing),
+        T(test_hpa_is_tuned_with_the_change_and_restored_on_rollback),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
