@@ -373,6 +373,7 @@ void tl_pod_free(struct tl_pod *p)
         return;
     free(p->owner_kind);
     free(p->owner_name);
+    free(p->node_name);
     for (size_t i = 0; p->containers && i < p->ncontainers; i++)
         free(p->containers[i].name);
     free(p->containers);
@@ -414,13 +415,24 @@ enum tl_err tl_pod_from_json(const cJSON *obj, struct tl_pod **out)
         goto fail;
     p->created = tl_parse_time(
         str_at(cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "creationTimestamp"));
+    const char *node = str_at(cJSON_GetObjectItemCaseSensitive(obj, "spec"), "nodeName");
+    const char *phase = str_at(cJSON_GetObjectItemCaseSensitive(obj, "status"), "phase");
+    bool done = phase && (strcmp(phase, "Succeeded") == 0 || strcmp(phase, "Failed") == 0);
+    if (node && *node && !done && !(p->node_name = strdup(node))) {
+        result = TL_ENOMEM;
+        goto fail;
+    }
     const cJSON *cond;
     cJSON_ArrayForEach(cond, tl_json_get(obj, "status", "conditions", NULL))
     {
         const char *type = str_at(cond, "type");
         const char *status = str_at(cond, "status");
+        const char *reason = str_at(cond, "reason");
         if (type && status && strcmp(type, "Ready") == 0)
             p->ready = strcmp(status, "True") == 0;
+        if (type && status && reason && strcmp(type, "PodResizePending") == 0 &&
+            strcmp(status, "True") == 0 && strcmp(reason, "Infeasible") == 0)
+            p->resize_infeasible = true;
     }
     const cJSON *statuses = tl_json_get(obj, "status", "containerStatuses", NULL);
     size_t n = tl_json_size(statuses);
@@ -454,9 +466,10 @@ enum tl_err tl_pod_from_json(const cJSON *obj, struct tl_pod **out)
         cJSON_ArrayForEach(spec_c, tl_json_get(obj, "spec", "containers", NULL))
         {
             const char *spec_name = str_at(spec_c, "name");
-            if (spec_name && strcmp(spec_name, name) == 0)
-                h->memory_limit = tl_resource_value(
-                    tl_json_get(spec_c, "resources", "limits", "memory", NULL), true);
+            if (spec_name && strcmp(spec_name, name) == 0) {
+                read_resources(spec_c, &h->resources);
+                h->memory_limit = h->resources.memory_limit;
+            }
         }
     }
     *out = p;

@@ -41,10 +41,11 @@ struct tl_container_health {
     char *name;
     bool ready;
     int restarts;
-    bool oom_killed;     /* lastState.terminated.reason is OOMKilled */
-    double oom_finished; /* when that termination ended, epoch seconds */
-    bool crash_loop;     /* state.waiting.reason is CrashLoopBackOff */
-    double memory_limit; /* bytes, from the pod's spec: the limit it was killed at */
+    bool oom_killed;               /* lastState.terminated.reason is OOMKilled */
+    double oom_finished;           /* when that termination ended, epoch seconds */
+    bool crash_loop;               /* state.waiting.reason is CrashLoopBackOff */
+    double memory_limit;           /* bytes, from the pod's spec: the limit it was killed at */
+    struct tl_resources resources; /* the pod's spec values (what a resize changes) */
 };
 
 /* A Pod: which workload it belongs to, and whether it is healthy. */
@@ -52,7 +53,10 @@ struct tl_pod {
     char *owner_kind; /* the workload's kind: a ReplicaSet owner is read as its Deployment */
     char *owner_name;
     bool ready;
-    double created; /* epoch seconds */
+    double created;         /* epoch seconds */
+    bool resize_infeasible; /* condition PodResizePending with reason Infeasible */
+    char *node_name;        /* spec.nodeName while the pod holds resources there; NULL when
+                               unscheduled or Succeeded/Failed */
     struct tl_container_health *containers;
     size_t ncontainers;
 };

@@ -649,7 +649,7 @@ static enum tl_err start_informers(struct tl_operator *op)
     struct tl_informer_options cm_opts = {.namespace = op->opts->namespace,
                                           .field_selector = field};
     if (result == TL_OK)
-        result = start_informer(op, "v1", "pods", &pod, NULL, &op->pods, NULL);
+        result = start_informer(op, "v1", "pods", &pod, NULL, &op->pods, &op->pod_resource);
     if (result == TL_OK)
         result =
             start_informer(op, "policy/v1", "poddisruptionbudgets", &pdb, NULL, &op->pdbs, NULL);

@@ -61,6 +61,7 @@ struct tl_operator {
     struct tl_kube_resource workload_resources[3];
     struct tl_kube_resource rec_resource;
     struct tl_kube_resource hpa_resource;
+    struct tl_kube_resource pod_resource;
     struct tl_kube_resource policy_resource;
 
     struct tl_workqueue *queue;

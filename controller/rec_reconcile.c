@@ -25,7 +25,9 @@ struct job {
     cJSON *status; /* desired status, written after a create */
     enum tl_workload_kind workload_kind;
     struct tl_remedy remedy;
-    char hpa_name[254]; /* the HPA to write with the change; the workload's name for a new one */
+    char hpa_name[254];    /* the HPA to write with the change; the workload's name for a new one */
+    char resized[16][254]; /* pods resized in this pass (the cache lags behind the writes) */
+    size_t nresized;
     /* What writing the workload needs, copied: the cache may change before the write. */
     struct {
         char *name;
@@ -249,6 +251,118 @@ static char *removal_patch(const struct job *job)
     return text;
 }
 
+/* Whether a pod's app containers run with the given per-workload-container values. */
+static bool pod_at(const struct tl_pod *pod, const struct job *job, const struct tl_resources *v,
+                   size_t n)
+{
+    for (size_t i = 0; i < n && i < job->ncontainers; i++) {
+        if (job->containers[i].type != TL_CONTAINER_APP)
+            continue;
+        for (size_t c = 0; c < pod->ncontainers; c++) {
+            const struct tl_resources *r = &pod->containers[c].resources;
+            if (strcmp(pod->containers[c].name, job->containers[i].name) == 0 &&
+                (fabs(r->cpu_request - v[i].cpu_request) > 0.0005 ||
+                 fabs(r->memory_request - v[i].memory_request) > 1 ||
+                 fabs(r->cpu_limit - v[i].cpu_limit) > 0.0005 ||
+                 fabs(r->memory_limit - v[i].memory_limit) > 1))
+                return false;
+        }
+    }
+    return true;
+}
+
+struct pods_at_walk {
+    const struct job *job;
+    const struct tl_resources *values;
+    size_t n;
+    bool all;
+    const char *first_off; /* the first pod not at the values */
+};
+
+static bool visit_pods_at(void *arg, const struct tl_kube_store_item *item)
+{
+    struct pods_at_walk *walk = arg;
+    const struct tl_pod *pod = item->proj;
+    const struct job *job = walk->job;
+    if (!pod || !pod->owner_kind || strcmp(pod->owner_kind, job->kind) != 0 ||
+        strcmp(pod->owner_name, job->name) != 0 || pod_at(pod, job, walk->values, walk->n))
+        return true;
+    for (size_t i = 0; i < job->nresized; i++) {
+        if (strcmp(job->resized[i], item->name) == 0)
+            return true; /* written in this pass; the cache has not seen it yet */
+    }
+    walk->all = false;
+    walk->first_off = item->name;
+    return false;
+}
+
+static bool pods_at(void *arg, const struct tl_resources *values, size_t n)
+{
+    struct job *job = arg;
+    struct pods_at_walk walk = {job, values, n, true, NULL};
+    tl_kube_store_foreach_namespace(tl_informer_store(job->op->pods), job->ns, visit_pods_at,
+                                    &walk);
+    return walk.all;
+}
+
+static void write_hpa(struct job *job);
+static void resize_next(struct job *job);
+
+static void on_resized(void *arg, struct tl_kube_result *res)
+{
+    struct job *job = arg;
+    enum tl_err result = result_error(job, res, "resizing a pod failed");
+    if (result != TL_OK) {
+        job_finish(job, result);
+        return;
+    }
+    job->op->stats.writes++;
+    /* A rollback puts every pod back now; a change moves one pod per pass. */
+    if (job->remedy.kind == TL_REMEDY_ROLLBACK)
+        resize_next(job);
+    else
+        write_hpa(job);
+}
+
+/* Resizes the next pod of the workload not yet at the remedy's values (pods/resize). */
+static void resize_next(struct job *job)
+{
+    struct pods_at_walk walk = {job, job->remedy.values, job->remedy.count, true, NULL};
+    tl_kube_store_foreach_namespace(tl_informer_store(job->op->pods), job->ns, visit_pods_at,
+                                    &walk);
+    if (walk.all || job->nresized >= sizeof(job->resized) / sizeof(job->resized[0])) {
+        write_hpa(job);
+        return;
+    }
+    snprintf(job->resized[job->nresized++], sizeof(job->resized[0]), "%s", walk.first_off);
+    cJSON *patch = cJSON_CreateObject();
+    cJSON *containers =
+        cJSON_AddArrayToObject(cJSON_AddObjectToObject(patch, "spec"), "containers");
+    enum tl_err result = containers ? TL_OK : TL_ENOMEM;
+    for (size_t i = 0; result == TL_OK && i < job->ncontainers && i < job->remedy.count; i++) {
+        if (job->containers[i].type != TL_CONTAINER_APP)
+            continue;
+        cJSON *c = cJSON_CreateObject();
+        if (!c || !cJSON_AddStringToObject(c, "name", job->containers[i].name) ||
+            tl_json_member_set(c, "resources", tl_resources_to_json(&job->remedy.values[i])) !=
+                TL_OK ||
+            !cJSON_AddItemToArray(containers, c)) {
+            cJSON_Delete(c);
+            result = TL_ENOMEM;
+        }
+    }
+    char *text = result == TL_OK ? cJSON_PrintUnformatted(patch) : NULL;
+    cJSON_Delete(patch);
+    result = text
+                 ? tl_kube_patch(job->op->client, &job->op->pod_resource, job->ns,
+                                 job->resized[job->nresized - 1], "resize", TL_KUBE_PATCH_STRATEGIC,
+                                 text, strlen(text), false, on_resized, job, NULL)
+                 : TL_ENOMEM;
+    cJSON_free(text);
+    if (result != TL_OK)
+        job_finish(job, result);
+}
+
 static void on_hpa_written(void *arg, struct tl_kube_result *res)
 {
     struct job *job = arg;
@@ -340,6 +454,10 @@ static void write_workload(struct job *job)
         tl_operator_observe_action(job->op, r->kind == TL_REMEDY_APPLY ? "apply" : "rollback");
     if (r->kind == TL_REMEDY_NONE || job->op->opts->dry_run) {
         job_finish(job, TL_OK);
+        return;
+    }
+    if (r->how == TL_REMEDY_RESIZE) {
+        resize_next(job);
         return;
     }
     cJSON *body = apply_body(job);
@@ -484,6 +602,7 @@ static bool visit_pod(void *arg, const struct tl_kube_store_item *item)
     struct tl_workload_health *h = walk->health;
     h->pods++;
     h->ready_pods += pod->ready;
+    h->resize_infeasible = h->resize_infeasible || pod->resize_infeasible;
     for (size_t i = 0; i < pod->ncontainers; i++) {
         const struct tl_container_health *c = &pod->containers[i];
         if (c->oom_killed) {
@@ -551,6 +670,8 @@ static void remediate(struct tl_operator *op, struct job *job, const struct tl_w
                                     .unblock_revision = rec->unblock_revision,
                                     .dry_run = op->opts->dry_run,
                                     .hpa = hs->found,
+                                    .pods_at = pods_at,
+                                    .pods_arg = job,
                                     .now = ev_now(op->loop)};
     snprintf(job->hpa_name, sizeof(job->hpa_name), "%s",
              hs->found_name ? hs->found_name : job->name);

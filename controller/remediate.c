@@ -309,6 +309,11 @@ static void roll_back(const struct tl_remediate_input *in, cJSON *status, const 
         current[i] = w->containers[i].resources;
     restore_values(w, v, out->values);
     out->hpa.apply = read_hpa(tl_json_get(v, "restore", "hpa", NULL), out);
+    /* Undo where the change went: running pods for an in-place change, else the template. */
+    out->how = in->policy->approval.method == TL_APPLY_IN_PLACE && in->pods_at &&
+                       !in->health.resize_infeasible
+                   ? TL_REMEDY_RESIZE
+                   : TL_REMEDY_TEMPLATE;
     char change[400];
     describe(w, current, out->values, change, sizeof(change));
     history_finish(status, revision, "Failed", why, now);
@@ -358,12 +363,28 @@ static void verify(const struct tl_remediate_input *in, cJSON *status, const cJS
             tl_guard_step(&restore[i], &target[i], in->policy->approval.max_change_percent,
                           &target[i]);
     }
+    /* InPlace: the running pods carry the values; after a fallback (or for Patch), the
+     * template does. */
+    bool in_place = in->policy->approval.method == TL_APPLY_IN_PLACE && in->pods_at;
+    if (in_place && in->health.resize_infeasible) {
+        if (!in->policy->approval.fallback_to_patch) {
+            snprintf(why, sizeof(why),
+                     "a pod's node cannot fit the in-place resize (Infeasible)"
+                     " and fallbackToPatch is off");
+            roll_back(in, status, v, revision, why, out, now);
+            return;
+        }
+        in_place = false; /* fall back: change the template, which rolls the pods */
+    }
+    out->how = in_place ? TL_REMEDY_RESIZE : TL_REMEDY_TEMPLATE;
     bool written = true;
     for (size_t i = 0; i < out->count; i++) {
         if (w->containers[i].type != TL_CONTAINER_INIT &&
             !same_values(&w->containers[i].resources, &target[i]))
             written = false;
     }
+    if (in_place)
+        written = in->pods_at(in->pods_arg, target, out->count);
     bool complete = written && rollout_complete(w);
     if (in->now >= deadline && complete) {
         history_finish(status, revision, "Succeeded", NULL, now);
@@ -540,6 +561,8 @@ static void decide_new_change(const struct tl_remediate_input *in, cJSON *status
                        now, in->now);
     record_hpa_restore(in, cJSON_GetObjectItemCaseSensitive(status, "verification"));
     plan_hpa(in, status, out);
+    out->how = p->approval.method == TL_APPLY_IN_PLACE && in->pods_at ? TL_REMEDY_RESIZE
+                                                                      : TL_REMEDY_TEMPLATE;
     history_add(status, revision, "Apply", by, "InProgress", NULL, NULL, change, now);
     set_string(status, "phase", "Applying");
     char message[600];

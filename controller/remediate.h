@@ -19,6 +19,7 @@ struct tl_workload_health {
     int pods;
     int ready_pods;
     char problem[200]; /* the first problem seen, for messages: "pod x container y OOMKilled" */
+    bool resize_infeasible; /* a pod's in-place resize was refused by its node */
 };
 
 /* Everything borrowed. guard is filled by the caller except policy, confidence and change. */
@@ -30,6 +31,9 @@ struct tl_remediate_input {
     int64_t unblock_revision;
     struct tl_workload_health health;
     const struct tl_hpa *hpa; /* the HPA scaling the workload, or NULL */
+    /* method InPlace: whether every pod already runs with these values (per container). */
+    bool (*pods_at)(void *arg, const struct tl_resources *values, size_t n);
+    void *pods_arg;
     struct tl_guard_input guard;
     bool dry_run;
     double now;
@@ -41,8 +45,12 @@ enum tl_remedy_kind {
     TL_REMEDY_ROLLBACK, /* write `values` (what was there before) back */
 };
 
+/* How values reach the workload: its pod template (a rollout), or its running pods. */
+enum tl_remedy_how { TL_REMEDY_TEMPLATE, TL_REMEDY_RESIZE };
+
 struct tl_remedy {
     enum tl_remedy_kind kind;
+    enum tl_remedy_how how; /* resize for method InPlace, unless it fell back to the template */
     struct tl_resources values[TL_REMEDY_MAX_CONTAINERS]; /* per workload container */
     size_t count;
     int64_t revision;
