@@ -23,6 +23,8 @@ from .resources import Registry
 from .store import Store, decode_continue, encode_continue
 
 CRD_GR = ("apiextensions.k8s.io", "customresourcedefinitions")
+DS_GR = ("apps", "daemonsets")
+DS_TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
 NS_GR = ("", "namespaces")
 PATCH_JSON = "application/json-patch+json"
 PATCH_MERGE = "application/merge-patch+json"
@@ -73,6 +75,7 @@ class APIServer:
         self.authn = Authenticator()
         self.authz = Authorizer(self.store)
         self.usage = None          # (ns, pod, container, t) -> (cpu, mem); set by scenario
+        self.simulation = None     # simulation.Simulation when controllers/kubelets run
         from .collector import GarbageCollector
         self.gc = GarbageCollector(self)
         self._seed()
@@ -246,6 +249,9 @@ class APIServer:
                                         rt.api_version(ctx.version))
         if rt.gr == CRD_GR:
             obj["status"] = crds.established_status(obj, md["creationTimestamp"])
+        if rt.gr == DS_GR:
+            # apps/v1 shows the internal spec.templateGeneration as this annotation
+            md.setdefault("annotations", {})[DS_TEMPLATE_GENERATION] = "1"
         return obj
 
     def _check_kind(self, rt, obj):
@@ -372,7 +378,16 @@ class APIServer:
         if not managed:
             managedfields.record_update(rt, typeinfo.for_resource(rt), old, new, ctx.manager(),
                                         rt.api_version(ctx.version), subresource)
-        if rt.gr == ("", "pods") and subresource == "resize":
+        if rt.gr == DS_GR and not subresource and \
+                (old.get("spec") or {}).get("template") != (new.get("spec") or {}).get("template"):
+            ann = md.setdefault("annotations", {})
+            try:
+                generation = int((md_old.get("annotations") or {}).get(DS_TEMPLATE_GENERATION, 1))
+            except ValueError:
+                generation = 1
+            ann[DS_TEMPLATE_GENERATION] = str(generation + 1)
+        if rt.gr == ("", "pods") and subresource == "resize" and self.simulation is None:
+            # without the simulation no kubelet acts on it: accept it at once
             _emulate_kubelet_resize(new)
         # a no-op write does not bump the resourceVersion
         md["resourceVersion"] = md_old["resourceVersion"]

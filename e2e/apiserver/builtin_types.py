@@ -19,8 +19,10 @@ _LABEL_MSG = ("a lowercase RFC 1123 label must consist of lower case alphanumeri
               "'-', and must start and end with an alphanumeric character (e.g. 'my-name',  or "
               "'123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')")
 
-# types whose metadata.generation is maintained (spec changes bump it)
-GENERATION_TYPES = {("apps", "deployments"), ("apps", "replicasets"), ("apps", "statefulsets"),
+# types whose metadata.generation is maintained (spec changes bump it); pods
+# since Kubernetes 1.33 (KEP-5067: an in-place resize bumps it too)
+GENERATION_TYPES = {("", "pods"), ("apps", "deployments"), ("apps", "replicasets"),
+                    ("apps", "statefulsets"),
                     ("apps", "daemonsets"), ("autoscaling", "horizontalpodautoscalers"),
                     ("policy", "poddisruptionbudgets"),
                     ("apiextensions.k8s.io", "customresourcedefinitions")}
@@ -313,9 +315,17 @@ def pod_update_errors(old, new):
 
 def pod_resize_errors(old, new):
     """pods/resize may only change container resources/resizePolicy, keeping QoS."""
+    def other_resources(c):
+        # resources other than cpu and memory may not change either
+        res = c.get("resources") or {}
+        return {kind: {r: q for r, q in (res.get(kind) or {}).items()
+                       if r not in ("cpu", "memory")} for kind in ("requests", "limits")}
+
     def scrub(spec):
         spec = dict(spec)
-        spec["containers"] = [{k: v for k, v in c.items() if k not in ("resources", "resizePolicy")}
+        spec["containers"] = [dict({k: v for k, v in c.items()
+                                    if k not in ("resources", "resizePolicy")},
+                                   resources=other_resources(c))
                               for c in spec.get("containers") or []]
         return spec
     errs = []

@@ -1,8 +1,9 @@
 """pods/eviction: delete a pod unless a PodDisruptionBudget forbids it.
 
-No disruption controller runs here, so the budget is computed at eviction
-time from the pods the PDB selects (healthy = Running with Ready=True),
-exactly the numbers the real controller would publish in its status.
+The budget is computed at eviction time from the pods the PDB selects
+(healthy = Running with Ready=True, not being deleted) with pdb_numbers(),
+the same function the simulated disruption controller (sim_workloads.py)
+publishes in the PDB's status, so both always agree.
 """
 import math
 
@@ -27,20 +28,85 @@ def _scaled(value, total, round_up):
     return int(value)
 
 
-def budget(pdb, pods):
-    """(disruptions allowed, desired healthy, current healthy) for a PDB."""
+def _controller(pod):
+    for ref in pod["metadata"].get("ownerReferences") or ():
+        if ref.get("controller"):
+            return ref
+    return None
+
+
+def expected_scale(store, pods):
+    """Sum of the scale of the pods' controllers, as the disruption controller's
+    getExpectedScale: a ReplicaSet owned by a Deployment counts the Deployment's
+    replicas, each controller once. A pod without a scalable controller (no
+    owner, a DaemonSet) counts as one (upstream reports an error there)."""
+    seen, total = set(), 0
+    for pod in pods:
+        ns = pod["metadata"].get("namespace", "")
+        ref = _controller(pod)
+        if ref is None:
+            total += 1
+            continue
+        kind, name = ref.get("kind"), ref.get("name")
+        owner = None
+        if kind == "ReplicaSet":
+            rs = store.get(("apps", "replicasets"), ns, name)
+            if rs is not None:
+                dref = _controller(rs.obj)
+                if dref is not None and dref.get("kind") == "Deployment":
+                    d = store.get(("apps", "deployments"), ns, dref.get("name"))
+                    if d is not None:
+                        owner = d.obj
+                if owner is None:
+                    owner = rs.obj
+        elif kind == "StatefulSet":
+            s = store.get(("apps", "statefulsets"), ns, name)
+            owner = s.obj if s is not None else None
+        if owner is None:
+            total += 1
+            continue
+        uid = owner["metadata"].get("uid")
+        if uid in seen:
+            continue
+        seen.add(uid)
+        replicas = (owner.get("spec") or {}).get("replicas")
+        total += 1 if replicas is None else int(replicas)
+    return total
+
+
+def pdb_numbers(store, pdb, pods):
+    """{expected, desired, healthy, allowed} for a PDB and the pods it selects,
+    computed like the disruption controller (healthy = Ready and not being
+    deleted; integer minAvailable expects the pods that exist, percentages and
+    maxUnavailable the controllers' scale; percentages rounded up)."""
     spec = pdb.get("spec") or {}
-    sel = from_label_selector_object(spec.get("selector"))
-    matching = [p for p in pods if sel.matches(p["metadata"].get("labels"))]
-    expected = len(matching)
-    healthy = sum(1 for p in matching if _healthy(p))
+    healthy = sum(1 for p in pods if _healthy(p))
     if spec.get("maxUnavailable") is not None:
+        expected = expected_scale(store, pods)
         desired = max(0, expected - _scaled(spec["maxUnavailable"], expected, True))
     elif spec.get("minAvailable") is not None:
-        desired = _scaled(spec["minAvailable"], expected, True)
+        if isinstance(spec["minAvailable"], str) and spec["minAvailable"].endswith("%"):
+            expected = expected_scale(store, pods)
+            desired = _scaled(spec["minAvailable"], expected, True)
+        else:
+            expected = len(pods)
+            desired = _scaled(spec["minAvailable"], expected, True)
     else:
+        expected = len(pods)
         desired = expected
-    return max(0, healthy - desired), desired, healthy
+    return {"expected": expected, "desired": desired, "healthy": healthy,
+            "allowed": max(0, healthy - desired)}
+
+
+def budget(pdb, pods, store=None):
+    """(disruptions allowed, desired healthy, current healthy) for a PDB."""
+    sel = from_label_selector_object((pdb.get("spec") or {}).get("selector"))
+    matching = [p for p in pods if sel.matches(p["metadata"].get("labels"))]
+    if store is None:
+        from .store import Store
+        store = Store()
+    n = pdb_numbers(store, pdb, matching)
+    return n["allowed"], n["desired"], n["healthy"]
 
 
 def evict(api, ns, name, body, ctx):
@@ -58,7 +124,7 @@ def evict(api, ns, name, body, ctx):
                                   "eviction subresource does not support.")
         # pods that are not running do not count against a budget
         if matching and _healthy(pod):
-            allowed, desired, healthy = budget(matching[0], pods)
+            allowed, desired, healthy = budget(matching[0], pods, store)
             if allowed <= 0:
                 pdb_name = matching[0]["metadata"]["name"]
                 raise errors.StatusError(

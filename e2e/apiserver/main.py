@@ -29,6 +29,26 @@ def parse_args(argv):
     p.add_argument("--request-log", help="append one JSON line per request to this file")
     p.add_argument("--bookmark-interval", type=float, default=5.0,
                    help="seconds between watch BOOKMARK events")
+    sim = p.add_argument_group("simulation (controllers, scheduler, kubelets; on by default "
+                               "with --scenario)")
+    sim.add_argument("--simulate", dest="simulate", action="store_true", default=None,
+                     help="run the simulation (default: only when a scenario is loaded)")
+    sim.add_argument("--no-simulate", dest="simulate", action="store_false",
+                     help="no simulation: objects change only when clients write them")
+    sim.add_argument("--ready-delay", type=float, default=1.0, metavar="SECONDS",
+                     help="a new pod is Running after half of it and Ready after all of it "
+                          "(default 1)")
+    sim.add_argument("--time-scale", type=float, default=1.0, metavar="FACTOR",
+                     help="usage profiles run this many times faster than the wall clock "
+                          "(default 1; 3600 makes a day pass in 24 s)")
+    sim.add_argument("--sim-tick", type=float, default=1.0, metavar="SECONDS",
+                     help="period of the OOM check (default 1)")
+    sim.add_argument("--crash-backoff", type=float, default=10.0, metavar="SECONDS",
+                     help="first CrashLoopBackOff delay; doubles up to 30x (default 10, as the "
+                          "kubelet)")
+    sim.add_argument("--resize-delay", type=float, default=0.5, metavar="SECONDS",
+                     help="an accepted in-place resize is actuated after this long "
+                          "(default 0.5)")
     args = p.parse_args(argv)
     sa = []
     for spec in args.sa_kubeconfig:
@@ -57,13 +77,23 @@ def main(argv=None):
     server = APIHTTPServer(app, args.port, tls_ctx)
     url = f"{'http' if args.http else 'https'}://127.0.0.1:{server.port}"
 
+    scenario_module = sc = None
     if args.scenario:
         from . import scenario_loader
         try:
-            scenario_loader.load(api, args.scenario)
+            sc, _ = scenario_loader.load(api, args.scenario)
         except ValueError as e:
             print(f"serve: bad scenario {args.scenario}: {e}", file=sys.stderr)
             return 2
+        scenario_module = scenario_loader._scenario_module()
+    simulation = None
+    if args.simulate or (args.simulate is None and args.scenario):
+        from .simulation import Options, Simulation
+        simulation = Simulation(api, Options(ready_delay=args.ready_delay, tick=args.sim_tick,
+                                             time_scale=args.time_scale,
+                                             crash_backoff=args.crash_backoff,
+                                             resize_delay=args.resize_delay),
+                                scenario_module, sc).start()
     if args.kubeconfig:
         kubeconfig.write(args.kubeconfig, url, api.authn.admin_token(), "admin", ca_pem)
     else:
@@ -84,6 +114,8 @@ def main(argv=None):
     while not stop.wait(0.5):
         pass
     print("serve: shutting down", file=sys.stderr, flush=True)
+    if simulation is not None:
+        simulation.stop()
     server.shutdown()
     server.server_close()
     app.reqlog.close()

@@ -266,13 +266,19 @@ def apply_merge(live, applied, ti, names=()):
 class Manager:
     """One managedFields entry, decoded."""
 
-    def __init__(self, manager, operation, api_version, fields, subresource="", time=None):
+    def __init__(self, manager, operation, api_version, fields, subresource="", time=None,
+                 raw=None):
         self.manager = manager
         self.operation = operation
         self.api_version = api_version
         self.fields = fields
         self.subresource = subresource
         self.time = time or now_rfc3339()
+        # the entry this was decoded from, reused by encode() while nothing changed
+        # (stored objects are immutable, so sharing it is safe)
+        self._raw = raw
+        self._raw_fields = fields
+        self._raw_time = self.time
 
     def ident(self):
         # appliers are identified without apiVersion, updaters with it (as upstream)
@@ -288,6 +294,9 @@ class Manager:
         return text
 
     def encode(self):
+        if self._raw is not None and self.time == self._raw_time and \
+                (self.fields is self._raw_fields or self.fields == self._raw_fields):
+            return self._raw
         entry = {"manager": self.manager, "operation": self.operation,
                  "apiVersion": self.api_version, "time": self.time,
                  "fieldsType": "FieldsV1", "fieldsV1": to_fields_v1(self.fields)}
@@ -296,14 +305,20 @@ class Manager:
         return entry
 
 
+_ENTRY_KEYS = {"manager", "operation", "apiVersion", "time", "fieldsType", "fieldsV1",
+               "subresource"}
+
+
 def decode(entries):
     out = []
     for e in entries or []:
         if not isinstance(e, dict):
             continue
+        raw = e if e.get("fieldsType", "FieldsV1") == "FieldsV1" and \
+            set(e) <= _ENTRY_KEYS else None
         out.append(Manager(e.get("manager", ""), e.get("operation", "Update"),
                            e.get("apiVersion", ""), from_fields_v1(e.get("fieldsV1")),
-                           e.get("subresource", ""), e.get("time")))
+                           e.get("subresource", ""), e.get("time"), raw))
     return out
 
 

@@ -264,10 +264,12 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(200, {"reset": True})
         if path == "/debug/state" and method == "GET":
             store = app.api.store
-            return self._json(200, {"resourceVersion": str(store.rv),
-                                    "watchers": store.watcher_count(),
-                                    "counts": {f"{g}/{r}": store.count((g, r))
-                                               for g, r in store.resource_types()}})
+            state = {"resourceVersion": str(store.rv), "watchers": store.watcher_count(),
+                     "counts": {f"{g}/{r}": store.count((g, r))
+                                for g, r in store.resource_types()}}
+            if app.api.simulation is not None:
+                state["simulation"] = app.api.simulation.debug_state()
+            return self._json(200, state)
         raise errors.StatusError(404, "NotFound", "the server could not find the requested "
                                                   "resource", {})
 
@@ -465,13 +467,16 @@ class Handler(BaseHTTPRequestHandler):
         with store.lock:
             nodes = store.entries(("", "nodes"))
             pods = [e.obj for e in store.entries(("", "pods"))]
+        by_node = {}
+        for p in pods:
+            by_node.setdefault((p.get("spec") or {}).get("nodeName"), []).append(p)
         if info.name:
             node = next((n.obj for n in nodes if n.obj["metadata"]["name"] == info.name), None)
             if node is None:
                 raise errors.not_found("nodes", "metrics.k8s.io", info.name)
-            return self._json(200, reviews.node_metrics(api, node, pods))
-        items = [reviews.node_metrics(api, n.obj, pods) for n in nodes
-                 if lsel.matches(n.obj["metadata"].get("labels"))]
+            return self._json(200, reviews.node_metrics(api, node, by_node.get(info.name, [])))
+        items = [reviews.node_metrics(api, n.obj, by_node.get(n.obj["metadata"]["name"], []))
+                 for n in nodes if lsel.matches(n.obj["metadata"].get("labels"))]
         return self._json(200, {"kind": "NodeMetricsList", "apiVersion": "metrics.k8s.io/v1beta1",
                                 "metadata": {}, "items": items})
 

@@ -87,14 +87,33 @@ def _pod_status(pod):
 
 
 def _pod_ready(pod):
-    total = len(_g(pod, "spec", "containers", default=[]))
+    """Ready/total containers, native sidecars (restartable init containers) included."""
+    sidecars = {c.get("name") for c in _g(pod, "spec", "initContainers", default=[])
+                if c.get("restartPolicy") == "Always"}
+    total = len(_g(pod, "spec", "containers", default=[])) + len(sidecars)
     ready = sum(1 for cs in _g(pod, "status", "containerStatuses", default=[]) if cs.get("ready"))
+    ready += sum(1 for cs in _g(pod, "status", "initContainerStatuses", default=[])
+                 if cs.get("name") in sidecars and cs.get("ready") and cs.get("started"))
     return f"{ready}/{total}"
 
 
 def _restarts(pod):
     return sum(int(cs.get("restartCount") or 0)
                for cs in _g(pod, "status", "containerStatuses", default=[]))
+
+
+def _restarts_column(pod):
+    """"3 (42s ago)" like the real printer: the latest lastState.terminated.finishedAt."""
+    n = _restarts(pod)
+    last = None
+    for cs in _g(pod, "status", "containerStatuses", default=[]):
+        t = _parse_time(_g(cs, "lastState", "terminated", "finishedAt"))
+        if t is not None and (last is None or t > last):
+            last = t
+    if n and last is not None:
+        ago = (datetime.datetime.now(datetime.timezone.utc) - last).total_seconds()
+        return f"{n} ({human_duration(ago)} ago)"
+    return str(n)
 
 
 def _node_status(node):
@@ -176,7 +195,7 @@ AGE = "AGE"
 BUILTIN = {
     ("", "pods"): [
         (_col("Ready"), _pod_ready), (_col("Status"), _pod_status),
-        (_col("Restarts", "string"), lambda p: str(_restarts(p))), AGE,
+        (_col("Restarts", "string"), _restarts_column), AGE,
         (_col("IP", priority=1), lambda p: _g(p, "status", "podIP", default="<none>")),
         (_col("Node", priority=1), lambda p: _g(p, "spec", "nodeName", default="<none>")),
         (_col("Nominated Node", priority=1),
