@@ -2,9 +2,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "export.h"
 #include "log.h"
 #include "operator.h"
 #include "options.h"
+#include "scan.h"
 
 #define EXIT_USAGE 2
 
@@ -51,13 +53,38 @@ static int cmd_run(int argc, char **argv)
     return tl_operator_run(&opts);
 }
 
-static int cmd_not_built(const char *name)
+static int cmd_scan(int argc, char **argv)
 {
-    fprintf(stderr,
-            "tailor %s: this command is not built yet in this version; "
-            "see README.md for what exists today\n",
-            name);
-    return 1;
+    struct tl_scan_options opts;
+    char err[512];
+    if (tl_scan_options_parse(argc - 1, argv + 1, &opts, err, sizeof(err)) != TL_OK) {
+        fprintf(stderr, "tailor scan: %s\nRun 'tailor scan --help' for the flags.\n", err);
+        return EXIT_USAGE;
+    }
+    int code = 0;
+    if (opts.help)
+        tl_scan_usage(stdout);
+    else
+        code = tl_scan_run(&opts);
+    tl_scan_options_free(&opts);
+    return code;
+}
+
+static int cmd_export(int argc, char **argv)
+{
+    struct tl_export_options opts;
+    char err[512];
+    if (tl_export_options_parse(argc - 1, argv + 1, &opts, err, sizeof(err)) != TL_OK) {
+        fprintf(stderr, "tailor export: %s\nRun 'tailor export --help' for the flags.\n", err);
+        return EXIT_USAGE;
+    }
+    int code = 0;
+    if (opts.help)
+        tl_export_usage(stdout);
+    else
+        code = tl_export_run(&opts);
+    tl_export_options_free(&opts);
+    return code;
 }
 
 int main(int argc, char **argv)
@@ -77,7 +104,9 @@ int main(int argc, char **argv)
     if (strcmp(command, "run") == 0)
         return cmd_run(argc - 1, argv + 1);
     if (strcmp(command, "scan") == 0)
-        return cmd_not_built(command);
+        return cmd_scan(argc - 1, argv + 1);
+    if (strcmp(command, "export") == 0)
+        return cmd_export(argc - 1, argv + 1);
     if (command[0] == '-')
         fprintf(stderr, "tailor: unknown flag '%s'\n\n", command);
     else

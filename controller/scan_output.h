@@ -32,6 +32,7 @@ struct tl_scan_container {
     struct tl_resources upper;       /* requests only: above them they are likely waste */
     struct tl_usage_summary usage;   /* meaningful when confidence is not None */
     double savings_usd;              /* this container's share of the workload's monthly savings */
+    char explanation[320];           /* the advice's own sentence */
 };
 
 /* HPA advice, as the operator gives it in a Recommendation's status.hpa. */
