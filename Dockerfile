@@ -9,9 +9,13 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config \
       libcurl4-openssl-dev libcjson-dev libyaml-dev libev-dev libwebsockets-dev \
-      python3 \
+      python3 python3-yaml nodejs npm \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+# The dashboard's chart library, at the version dashboard/package-lock.json pins; it is
+# embedded into the binary with the dashboard by scripts/embed_assets.py.
+COPY dashboard/package.json dashboard/package-lock.json dashboard/
+RUN cd dashboard && npm ci --omit=dev --no-audit --no-fund
 # What the build reads: the top-level CMakeLists.txt adds lib/, controller/ and bench/; the
 # EC2 catalog is embedded from data/ec2 by scripts/gen_catalog.py. RelWithDebInfo with
 # warnings as errors is the build CI tests (same Debian, same compiler); strip drops the
@@ -21,7 +25,8 @@ COPY lib/ lib/
 COPY controller/ controller/
 COPY bench/ bench/
 COPY data/ data/
-COPY scripts/gen_catalog.py scripts/
+COPY scripts/gen_catalog.py scripts/embed_assets.py scripts/
+COPY dashboard/ dashboard/
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTL_TESTS=OFF \
  && cmake --build /build --target tailor -j "$(nproc)" \
  && strip /build/controller/tailor \

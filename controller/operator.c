@@ -10,7 +10,9 @@
 #include "election.h"
 #include "json.h"
 #include "log.h"
+#include "nodepool_reconcile.h"
 #include "policy.h"
+#include "rest_api.h"
 #include "usage_source.h"
 #include "web.h"
 
@@ -389,6 +391,8 @@ static void on_namespace_event(void *arg, const struct tl_kube_store_item *item)
 static void rec_changed(void *arg, const struct tl_kube_store_item *item)
 {
     struct tl_operator *op = arg;
+    tl_rest_api_notify(op, item); /* add, update and delete: the dashboard's live updates */
+    tl_nodepool_rec_changed(op, item);
     const struct tl_rec_obj *rec = item->proj;
     if (rec && rec->target_kind && rec->target_name)
         tl_operator_enqueue_workload(op, item->namespace, rec->target_kind, rec->target_name);
@@ -496,6 +500,7 @@ static void process(struct tl_workqueue *q, const char *key, void *ctx)
     else if (strcmp(key, TL_KEY_ASSIGN) == 0) {
         reassign_all(op);
         tl_kube_store_foreach(tl_informer_store(op->recs), enqueue_rec_target, op);
+        tl_nodepool_enqueue_all(op);
         tl_operator_finish(op, key, TL_OK);
     }
     else if (strncmp(key, "w/", 2) == 0) {
@@ -503,6 +508,9 @@ static void process(struct tl_workqueue *q, const char *key, void *ctx)
     }
     else if (strncmp(key, "p/", 2) == 0) {
         tl_reconcile_policy(op, key);
+    }
+    else if (strncmp(key, TL_KEY_NODEPOOL_PREFIX, strlen(TL_KEY_NODEPOOL_PREFIX)) == 0) {
+        tl_reconcile_nodepool(op, key);
     }
     else {
         TL_WARN("unknown work queue key", TL_STR("key", key));
@@ -655,6 +663,8 @@ static enum tl_err start_informers(struct tl_operator *op)
             start_informer(op, "policy/v1", "poddisruptionbudgets", &pdb, NULL, &op->pdbs, NULL);
     if (result == TL_OK)
         result = start_informer(op, "v1", "configmaps", &cm, &cm_opts, &op->config_maps, NULL);
+    if (result == TL_OK)
+        result = tl_nodepool_informers_start(op);
     return result;
 }
 
@@ -691,6 +701,7 @@ static void drain(struct tl_operator *op, double seconds)
         tl_informer_destroy(*others[i]);
         *others[i] = NULL;
     }
+    tl_nodepool_informers_stop(op);
     tl_usage_source_destroy(op->usage);
     op->usage = NULL;
     double deadline = ev_time() + seconds;
@@ -713,6 +724,7 @@ static void destroy(struct tl_operator *op)
     tl_informer_destroy(op->pods);
     tl_informer_destroy(op->pdbs);
     tl_informer_destroy(op->config_maps);
+    tl_nodepool_informers_stop(op);
     tl_recorder_destroy(op->recorder);
     tl_workqueue_destroy(op->queue);
     tl_strmap_destroy(op->applying);

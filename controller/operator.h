@@ -17,7 +17,8 @@
 #include "workqueue.h"
 
 /* Work queue keys: "w/NS/KIND/NAME" sizes one workload, "p/NS/NAME" writes one policy's status,
- * "a" recomputes which policy sizes which workload. */
+ * "n/NAME" plans one NodePool (nodepool_reconcile.h), "a" recomputes which policy sizes which
+ * workload. */
 #define TL_KEY_ASSIGN "a"
 
 struct tl_usage_source; /* usage histograms by workload container; see usage_source.h */
@@ -55,6 +56,8 @@ struct tl_operator {
     struct tl_informer *pods;
     struct tl_informer *pdbs;
     struct tl_informer *config_maps; /* the kill-switch ConfigMap in the operator's namespace */
+    struct tl_informer *nodepools;   /* karpenter.sh/v1 NodePools (nodepool_reconcile.c) */
+    struct tl_informer *nodes;       /* Nodes with a karpenter.sh/nodepool label */
     struct tl_workload_ctx workload_ctx[3];
     bool synced;
 
@@ -72,6 +75,7 @@ struct tl_operator {
     struct tl_recorder *recorder;
     struct tl_httpd *health_httpd; /* /healthz, /readyz */
     struct tl_httpd *api_httpd;    /* /metrics, REST API, dashboard */
+    struct tl_rest_api *rest_api;  /* rest_api.c: the REST API's own state; NULL when off */
     struct tl_metrics *metrics;
     struct tl_op_metrics *om;  /* http.c */
     struct tl_strmap *started; /* key -> owned double: when its reconcile began */

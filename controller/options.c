@@ -41,6 +41,9 @@ static const struct flag flags[] = {
       "/metrics, REST API and dashboard (default :8080; \"0\" disables)"),
     F("health-probe-bind-address", FLAG_STRING, health_addr,
       "/healthz and /readyz (default :8081; \"0\" disables)"),
+    F("api-auth", FLAG_STRING, api_auth,
+      "which REST API calls need a bearer token: writes (approvals) or reads (all; default "
+      "writes)"),
     F("log-level", FLAG_LEVEL, log_level, "debug, info, warn or error (default info)"),
     F("log-format", FLAG_FORMAT, log_format, "text or json (default text)"),
     F("kube-api-qps", FLAG_NUMBER, kube_qps, "client-side write rate limit (default 20)"),
@@ -74,6 +77,7 @@ static void defaults(struct tl_run_options *o)
     o->retry_period = 2;
     o->metrics_addr = ":8080";
     o->health_addr = ":8081";
+    o->api_auth = "writes";
     o->log_level = TL_LOG_INFO;
     o->log_format = TL_LOG_TEXT;
     o->kube_qps = 20;
@@ -176,6 +180,10 @@ enum tl_err tl_run_options_parse(int argc, char **argv, struct tl_run_options *o
         enum tl_err result = set_flag(f, value, &o, errbuf, errlen);
         if (result != TL_OK)
             return result;
+    }
+    if (strcmp(o.api_auth, "writes") != 0 && strcmp(o.api_auth, "reads") != 0) {
+        snprintf(errbuf, errlen, "--api-auth: expected reads or writes, got \"%s\"", o.api_auth);
+        return TL_EINVAL;
     }
     if (o.renew_deadline >= o.lease_duration || o.retry_period >= o.renew_deadline) {
         snprintf(errbuf, errlen,

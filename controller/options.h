@@ -22,6 +22,7 @@ struct tl_run_options {
     double retry_period;
     const char *metrics_addr; /* /metrics, the REST API and the dashboard */
     const char *health_addr;  /* /healthz and /readyz */
+    const char *api_auth;     /* "writes" (approvals need a token) or "reads" (everything) */
     enum tl_log_level log_level;
     enum tl_log_format log_format;
     double kube_qps;

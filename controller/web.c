@@ -9,6 +9,7 @@
 #include "metrics.h"
 #include "operator.h"
 #include "prom.h"
+#include "rest_api.h"
 #include "usage_source.h"
 
 /* The operator's metrics (docs/metrics.md). Counters move as things happen; gauges are set from
@@ -229,6 +230,8 @@ enum tl_err tl_operator_http_start(struct tl_operator *op)
         r = start_server(op, op->opts->metrics_addr, &op->api_httpd);
     if (r == TL_OK && op->api_httpd)
         r = tl_httpd_route(op->api_httpd, "GET", "/metrics", serve_metrics, op);
+    if (r == TL_OK)
+        r = tl_rest_api_start(op);
     if (r == TL_OK && op->api_httpd && !op->health_httpd)
         r = tl_httpd_health(op->api_httpd, ready, op);
     return r;
@@ -237,6 +240,7 @@ enum tl_err tl_operator_http_start(struct tl_operator *op)
 void tl_operator_http_stop(struct tl_operator *op)
 {
     tl_httpd_destroy(op->api_httpd);
+    tl_rest_api_stop(op); /* after the server: it answered the requests still waiting */
     tl_httpd_destroy(op->health_httpd);
     op->api_httpd = NULL;
     op->health_httpd = NULL;

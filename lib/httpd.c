@@ -1218,7 +1218,7 @@ static int on_http(struct tl_httpd *h, struct conn *c, const char *uri, size_t u
 static int on_body(struct conn *c, const char *data, size_t len)
 {
     struct tl_httpd_req *req = c != NULL ? c->req : NULL;
-    if (req == NULL || req->answered)
+    if (req == NULL || req->answered || req->dispatched || len == 0)
         return 0;
     if (len > req->content_length - req->body_len) {
         /* More than Content-Length announced: the stream is out of step. */
@@ -1249,7 +1249,9 @@ static int on_body(struct conn *c, const char *data, size_t len)
 static int on_body_done(struct conn *c)
 {
     struct tl_httpd_req *req = c != NULL ? c->req : NULL;
-    if (req == NULL || req->answered)
+    /* A request without a body was handed out when its head arrived; libwebsockets still
+     * reports its (empty) body done: handing it out twice would answer it twice. */
+    if (req == NULL || req->answered || req->dispatched)
         return 0;
     if (req->body == NULL) {
         respond_and_close(req, 400, "body shorter than Content-Length");

@@ -10,7 +10,13 @@ packages=(
     clang clang-format clang-tidy cppcheck libclang-rt-14-dev
     python3 python3-yaml openssl curl
     prometheus lua5.4 jq
+    chromium nodejs
 )
+# npm installs the dashboard's pinned chart library and the browser test's driver. Node.js
+# builds other than Debian's (NodeSource) bring their own npm, which Debian's would conflict with.
+if ! command -v npm >/dev/null 2>&1; then
+    packages+=(npm)
+fi
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
