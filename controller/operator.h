@@ -73,9 +73,10 @@ struct tl_operator {
     struct tl_usage_source *usage;  /* may be NULL: no metrics yet */
     struct tl_strmap *applying;     /* "NS/KIND/NAME" -> owned namespace, changes in flight */
     struct tl_recorder *recorder;
-    struct tl_httpd *health_httpd; /* /healthz, /readyz */
-    struct tl_httpd *api_httpd;    /* /metrics, REST API, dashboard */
-    struct tl_rest_api *rest_api;  /* rest_api.c: the REST API's own state; NULL when off */
+    struct tl_httpd *health_httpd;  /* /healthz, /readyz */
+    struct tl_httpd *api_httpd;     /* /metrics, REST API, dashboard */
+    struct tl_httpd *webhook_httpd; /* the admission webhook (webhook.c); NULL when off */
+    struct tl_rest_api *rest_api;   /* rest_api.c: the REST API's own state; NULL when off */
     struct tl_metrics *metrics;
     struct tl_op_metrics *om;  /* http.c */
     struct tl_strmap *started; /* key -> owned double: when its reconcile began */

@@ -56,6 +56,10 @@ static const struct flag flags[] = {
     F("disable-auto-apply", FLAG_BOOL, disable_auto_apply,
       "kill switch: no automatic change to any workload (also autoApply: \"false\" in the "
       "ConfigMap)"),
+    F("webhook-bind-address", FLAG_STRING, webhook_addr,
+      "validating admission webhook for policies, HTTPS (default \"0\": off)"),
+    F("webhook-cert-file", FLAG_STRING, webhook_cert_file, "the webhook's certificate (PEM)"),
+    F("webhook-key-file", FLAG_STRING, webhook_key_file, "the webhook's private key (PEM)"),
     F("config-map", FLAG_STRING, config_map,
       "ConfigMap with the kill switch (default "
       "tailor-config)"),
@@ -84,6 +88,7 @@ static void defaults(struct tl_run_options *o)
     o->kube_burst = 30;
     o->resync_period = 600;
     o->config_map = "tailor-config";
+    o->webhook_addr = "0";
 }
 
 static enum tl_err set_flag(const struct flag *f, const char *value, struct tl_run_options *o,
@@ -189,6 +194,12 @@ enum tl_err tl_run_options_parse(int argc, char **argv, struct tl_run_options *o
         snprintf(errbuf, errlen,
                  "leader election needs retry-period < renew-deadline < "
                  "lease-duration");
+        return TL_EINVAL;
+    }
+    if (strcmp(o.webhook_addr, "0") != 0 && (!o.webhook_cert_file || !o.webhook_key_file)) {
+        snprintf(errbuf, errlen,
+                 "--webhook-bind-address needs --webhook-cert-file and "
+                 "--webhook-key-file: the API server calls webhooks over HTTPS");
         return TL_EINVAL;
     }
     *out = o;

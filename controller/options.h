@@ -30,8 +30,11 @@ struct tl_run_options {
     double resync_period;
     const char *prometheus_url; /* for policies that name none */
     bool dry_run;
-    bool disable_auto_apply; /* the kill switch, as a flag */
-    const char *config_map;  /* watched for autoApply: "false" */
+    bool disable_auto_apply;  /* the kill switch, as a flag */
+    const char *webhook_addr; /* HTTPS admission webhook; "0" (default) disables */
+    const char *webhook_cert_file;
+    const char *webhook_key_file;
+    const char *config_map; /* watched for autoApply: "false" */
     bool help;
 };
 

@@ -11,6 +11,7 @@
 #include "prom.h"
 #include "rest_api.h"
 #include "usage_source.h"
+#include "webhook.h"
 
 /* The operator's metrics (docs/metrics.md). Counters move as things happen; gauges are set from
  * the caches at each scrape, so they are never stale and cost nothing in between. */
@@ -234,11 +235,14 @@ enum tl_err tl_operator_http_start(struct tl_operator *op)
         r = tl_rest_api_start(op);
     if (r == TL_OK && op->api_httpd && !op->health_httpd)
         r = tl_httpd_health(op->api_httpd, ready, op);
+    if (r == TL_OK)
+        r = tl_webhook_start(op);
     return r;
 }
 
 void tl_operator_http_stop(struct tl_operator *op)
 {
+    tl_webhook_stop(op);
     tl_httpd_destroy(op->api_httpd);
     tl_rest_api_stop(op); /* after the server: it answered the requests still waiting */
     tl_httpd_destroy(op->health_httpd);
