@@ -506,7 +506,7 @@ static enum tl_err make_dir(const char *path, char *errbuf, size_t errlen)
     char buf[PATH_LEN];
     int n = snprintf(buf, sizeof(buf), "%s", path);
     if (n < 0 || (size_t)n >= sizeof(buf)) {
-        snprintf(errbuf, errlen, "%s: path too long", path);
+        snprintf(errbuf, errlen, "%.300s...: path too long", path);
         return TL_ETOOBIG;
     }
     for (char *p = buf + 1;; p++) {
@@ -514,7 +514,8 @@ static enum tl_err make_dir(const char *path, char *errbuf, size_t errlen)
         if (*p == '/' || end) {
             *p = '\0';
             if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
-                snprintf(errbuf, errlen, "cannot create directory %s: %s", buf, strerror(errno));
+                snprintf(errbuf, errlen, "cannot create directory %.300s: %s", buf,
+                         strerror(errno));
                 return TL_EIO;
             }
             if (end)
@@ -542,12 +543,12 @@ static enum tl_err write_atomic(const char *path, writer_fn writer, void *arg, c
     char tmp[PATH_LEN];
     int n = snprintf(tmp, sizeof(tmp), "%s.tailor-%ld.tmp", path, (long)getpid());
     if (n < 0 || (size_t)n >= sizeof(tmp)) {
-        snprintf(errbuf, errlen, "%s: path too long", path);
+        snprintf(errbuf, errlen, "%.300s...: path too long", path);
         return TL_ETOOBIG;
     }
     FILE *f = fopen(tmp, "w");
     if (!f) {
-        snprintf(errbuf, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        snprintf(errbuf, errlen, "cannot write %.300s: %s", tmp, strerror(errno));
         return TL_EIO;
     }
     enum tl_err result = writer(f, arg);
@@ -559,7 +560,7 @@ static enum tl_err write_atomic(const char *path, writer_fn writer, void *arg, c
     if (result == TL_OK && rename(tmp, path) != 0)
         result = TL_EIO;
     if (result != TL_OK) {
-        snprintf(errbuf, errlen, "cannot write %s: %s", path,
+        snprintf(errbuf, errlen, "cannot write %.300s: %s", path,
                  result == TL_EIO && errno ? strerror(errno) : tl_strerror(result));
         unlink(tmp);
     }
@@ -664,7 +665,7 @@ static cJSON *read_yaml(const char *path, char *errbuf, size_t errlen)
     size_t len = 0;
     enum tl_err result = tl_kube_config_read_file(path, TL_YAML_MAX_INPUT, &text, &len);
     if (result != TL_OK) {
-        snprintf(errbuf, errlen, "cannot read %s: %s", path,
+        snprintf(errbuf, errlen, "cannot read %.300s: %s", path,
                  result == TL_EIO ? strerror(errno) : tl_strerror(result));
         return NULL;
     }
@@ -673,7 +674,7 @@ static cJSON *read_yaml(const char *path, char *errbuf, size_t errlen)
     result = tl_yaml_to_json(text, len, &docs, detail, sizeof(detail));
     free(text);
     if (result != TL_OK) {
-        snprintf(errbuf, errlen, "%s: %s", path, detail[0] ? detail : tl_strerror(result));
+        snprintf(errbuf, errlen, "%.300s: %.300s", path, detail[0] ? detail : tl_strerror(result));
         return NULL;
     }
     return docs;
@@ -724,7 +725,7 @@ static enum tl_err write_namespace(const struct export_run *r, const char *ns,
     char dir[PATH_LEN];
     int n = snprintf(dir, sizeof(dir), "%s/%s", r->opts->dir, ns);
     if (n < 0 || (size_t)n >= sizeof(dir)) {
-        snprintf(errbuf, errlen, "%s: path too long", r->opts->dir);
+        snprintf(errbuf, errlen, "%.300s: path too long", r->opts->dir);
         return TL_ETOOBIG;
     }
     enum tl_err result = make_dir(dir, errbuf, errlen);
@@ -758,7 +759,7 @@ static enum tl_err write_namespace(const struct export_run *r, const char *ns,
         free(base);
         if (len < 0 || (size_t)len >= sizeof(file) || !join_path(path, sizeof(path), dir, file)) {
             cJSON_Delete(patch);
-            snprintf(errbuf, errlen, "%s: path too long", dir);
+            snprintf(errbuf, errlen, "%.300s: path too long", dir);
             result = TL_ETOOBIG;
             break;
         }
@@ -777,7 +778,7 @@ static enum tl_err write_namespace(const struct export_run *r, const char *ns,
         char path[PATH_LEN];
         cJSON *previous = NULL;
         if (!join_path(path, sizeof(path), dir, "kustomization.yaml")) {
-            snprintf(errbuf, errlen, "%s: path too long", dir);
+            snprintf(errbuf, errlen, "%.300s: path too long", dir);
             result = TL_ETOOBIG;
         }
         else if (access(path, F_OK) == 0) {

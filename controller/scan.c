@@ -570,14 +570,14 @@ static enum tl_err parse_requirement(struct lexer *lx, enum token t, cJSON *expr
     t = lex(lx);
     if (negated || t == T_COMMA || t == T_END) {
         if (negated && t != T_COMMA && t != T_END) {
-            snprintf(errbuf, errlen, "\"!%s\" must stand alone", key);
+            snprintf(errbuf, errlen, "\"!%.64s\" must stand alone", key);
             return TL_EINVAL;
         }
         *next = t;
         return add_expression(exprs, key, negated ? "DoesNotExist" : "Exists") ? TL_OK : TL_ENOMEM;
     }
     if (t == T_CMP) {
-        snprintf(errbuf, errlen, "\"%s\": the operators < and > are not supported", key);
+        snprintf(errbuf, errlen, "\"%.64s\": the operators < and > are not supported", key);
         return TL_EINVAL;
     }
     if (t == T_EQ || t == T_NEQ) {
@@ -588,7 +588,7 @@ static enum tl_err parse_requirement(struct lexer *lx, enum token t, cJSON *expr
         if (t == T_IDENT)
             t = lex(lx);
         else if (t != T_COMMA && t != T_END) {
-            snprintf(errbuf, errlen, "\"%s\": expected a value", key);
+            snprintf(errbuf, errlen, "\"%.64s\": expected a value", key);
             return TL_EINVAL;
         }
         if (!ok)
@@ -597,14 +597,14 @@ static enum tl_err parse_requirement(struct lexer *lx, enum token t, cJSON *expr
         return TL_OK;
     }
     if (t != T_IN && t != T_NOTIN) {
-        snprintf(errbuf, errlen, "\"%s\": expected =, ==, !=, in or notin after the key", key);
+        snprintf(errbuf, errlen, "\"%.64s\": expected =, ==, !=, in or notin after the key", key);
         return TL_EINVAL;
     }
     cJSON *e = add_expression(exprs, key, t == T_IN ? "In" : "NotIn");
     if (!e)
         return TL_ENOMEM;
     if (lex(lx) != T_OPEN) {
-        snprintf(errbuf, errlen, "\"%s\": expected \"(\" after in/notin", key);
+        snprintf(errbuf, errlen, "\"%.64s\": expected \"(\" after in/notin", key);
         return TL_EINVAL;
     }
     size_t count = 0;
@@ -613,7 +613,7 @@ static enum tl_err parse_requirement(struct lexer *lx, enum token t, cJSON *expr
         if (t == T_CLOSE && count == 0)
             break;
         if (t != T_IDENT) {
-            snprintf(errbuf, errlen, "\"%s\": expected a value in the parentheses", key);
+            snprintf(errbuf, errlen, "\"%.64s\": expected a value in the parentheses", key);
             return TL_EINVAL;
         }
         if (!add_value(e, lx->text))
@@ -623,12 +623,12 @@ static enum tl_err parse_requirement(struct lexer *lx, enum token t, cJSON *expr
         if (t == T_CLOSE)
             break;
         if (t != T_COMMA) {
-            snprintf(errbuf, errlen, "\"%s\": expected \",\" or \")\" between values", key);
+            snprintf(errbuf, errlen, "\"%.64s\": expected \",\" or \")\" between values", key);
             return TL_EINVAL;
         }
     }
     if (count == 0) {
-        snprintf(errbuf, errlen, "\"%s\": in and notin need at least one value", key);
+        snprintf(errbuf, errlen, "\"%.64s\": in and notin need at least one value", key);
         return TL_EINVAL;
     }
     *next = lex(lx);
