@@ -93,7 +93,10 @@ static void add_namespace(struct env *e, const char *ns)
             return;
     }
     assert_true(e->nnamespaces < MAX_NAMESPACES);
-    snprintf(e->namespaces[e->nnamespaces++], NAME, "%s", ns);
+    /* memmove: ns may point into e itself. */
+    size_t n = strnlen(ns, NAME - 1);
+    memmove(e->namespaces[e->nnamespaces], ns, n);
+    e->namespaces[e->nnamespaces++][n] = '\0';
 }
 
 /* Splits line into at most max space-separated words, in place; returns how many. */
