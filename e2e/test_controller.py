@@ -27,8 +27,10 @@ class ControllerTest(unittest.TestCase):
         cls.server.stop()
 
     def recs(self):
+        """Workload Recommendations (the NodePool ones are test_nodepools.py's)."""
         return {(r["metadata"]["namespace"], r["metadata"]["name"]): r
-                for r in self.server.get_json("rec", "-A")["items"]}
+                for r in self.server.get_json("rec", "-A")["items"]
+                if r["spec"]["targetRef"]["kind"] != "NodePool"}
 
     def expected_workloads(self, namespaces=None):
         """Workloads the samples select: team namespaces, minus the ignored ones."""
