@@ -1862,6 +1862,14 @@ void tl_reconcile_nodepool(struct tl_operator *op, const char *key)
         job_finish(job, TL_OK);
         return;
     }
+    if (rec && (!rec->target_kind || strcmp(rec->target_kind, "NodePool") != 0 ||
+                !rec->target_name || strcmp(rec->target_name, job->name) != 0)) {
+        /* Not ours: the name is taken by a Recommendation for something else. */
+        TL_WARN("a Recommendation of that name targets something else; not planning the NodePool",
+                TL_STR("nodepool", job->name), TL_STR("recommendation", job->rec_name));
+        job_finish(job, TL_OK);
+        return;
+    }
     snprintf(job->pool_uid, sizeof(job->pool_uid), "%s", pitem->uid);
     const struct tl_policy_obj *pobj = pick.best->proj;
     const struct tl_policy *policy = &pobj->policy;

@@ -15,13 +15,14 @@
 #include "objects.h"
 #include "policy.h"
 
-/* Work queue key "n/NAME": plan NodePool NAME and keep its Recommendation. */
+/* Work queue key "n/NAME": plan NodePool NAME and keep its Recommendation. The module's public
+ * names are tl_np_* (pure parts, for tests) and tl_nodepool_* / tl_reconcile_nodepool (the
+ * operator's side). */
 #define TL_KEY_NODEPOOL_PREFIX "n/"
 /* The label Karpenter puts on the nodes of a NodePool. */
 #define TL_LABEL_NODEPOOL "karpenter.sh/nodepool"
 
 struct tl_operator;
-struct tl_kube_store_item;
 
 /* ---- Projections (informer caches) ---- */
 
@@ -98,8 +99,9 @@ struct tl_np_input {
 /*
  * Gathers the pool's nodes (label karpenter.sh/nodepool=pool) and the pods scheduled on them.
  * A pod's requests come from its workload (tl_np_workload_requests with the workload's
- * Recommendation), or from its own spec when it has no Deployment, StatefulSet or DaemonSet.
- * Free with tl_np_input_free.
+ * Recommendation), or, when it has no Deployment, StatefulSet or DaemonSet in the caches, from
+ * the spec of its running containers (unchanged: nothing recommends other values). Pods that
+ * finished hold nothing (their projection has no node). Free with tl_np_input_free.
  */
 enum tl_err tl_np_input_build(const struct tl_np_caches *caches, const char *pool,
                               struct tl_np_input *out);

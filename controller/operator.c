@@ -467,7 +467,10 @@ void tl_operator_finish(struct tl_operator *op, const char *key, enum tl_err res
     op->stats.reconciles++;
     double *began = tl_strmap_get(op->started, key);
     if (began) {
-        const char *kind = key[0] == 'w' ? "workload" : key[0] == 'p' ? "policy" : "assign";
+        const char *kind = key[0] == 'w'   ? "workload"
+                           : key[0] == 'p' ? "policy"
+                           : key[0] == 'n' ? "nodepool"
+                                           : "assign";
         tl_operator_observe_reconcile(op, kind, result == TL_OK, ev_time() - *began);
         tl_strmap_remove(op->started, key);
     }
