@@ -14,6 +14,7 @@ configuration; see docs/apiserver.md for the differences.
 """
 import copy
 import datetime
+import functools
 import json
 
 from . import errors
@@ -161,15 +162,21 @@ def path_string(path):
 _MISSING = object()
 
 
+@functools.lru_cache(maxsize=65536)
+def _decoded(v):
+    """json.loads of a `k:`/`v:` element, cached (callers only read the result)."""
+    return json.loads(v)
+
+
 def _find_item(lst, kind, v, ti_keys=None):
     if kind == "k":
-        want = json.loads(v)
+        want = _decoded(v)
         for i, item in enumerate(lst):
             if isinstance(item, dict) and all(
                     item.get(k, _DEFAULT_KEYS.get(k)) == val for k, val in want.items()):
                 return i
     elif kind == "v":
-        want = json.loads(v)
+        want = _decoded(v)
         for i, item in enumerate(lst):
             if item == want:
                 return i

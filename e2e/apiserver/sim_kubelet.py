@@ -93,6 +93,8 @@ def _limits(res):
 
 
 class Kubelet:
+    MAX_KILLS_PER_TICK = 200
+
     def __init__(self, sim):
         self.sim = sim
         self.store = sim.store
@@ -100,7 +102,9 @@ class Kubelet:
         self.pods = {}              # (ns, name) -> PodRT
         self.at_risk = set()        # (pod key, container) checked every tick
         self.deferred = set()       # pods with a Deferred resize
-        self._minst = {}            # (ns, pod) -> {container: (uid, limits, instance)}
+        self._due = collections.deque()   # (pod key, container, reason) waiting for a kill
+        self._due_set = set()
+        self._minst = {}            # (ns, pod) -> [rv, uid, {container: (limits, inst)}]
         self._rs_owner = {}         # ReplicaSet uid -> Deployment name
 
     # --- profiles ---------------------------------------------------------------------------
@@ -281,7 +285,13 @@ class Kubelet:
                 cst = rt.containers.get(args[0])
                 if cst is not None and cst.state == "running" and cst.cid == args[1] \
                         and not cst.ready:
-                    cst.ready = True
+                    if cst.thr is not None and cst.inst is not None and \
+                            cst.inst.mem_clean(self.sim.clock.tau(now)) > cst.thr:
+                        # over its limit already: it dies starting up, never Ready
+                        self._kill(rt, cst, "OOMKilled", now, entry.obj)
+                        self.sim.stats["oomKills"] += 1
+                    else:
+                        cst.ready = True
                     self._write(rt, entry, now)
             elif kind == "restart":
                 cst = rt.containers.get(args[0])
@@ -400,12 +410,13 @@ class Kubelet:
 
     # --- OOM kills and crash loops ---------------------------------------------------------
     def oom_tick(self, tau0, tau1):
-        if not self.at_risk:
+        if not self.at_risk and not self._due:
             return
         now = time.time()
         tau_of = self.sim.clock.tau
-        kills = collections.defaultdict(list)
         for key, name in list(self.at_risk):
+            if (key, name) in self._due_set:
+                continue
             rt = self.pods.get(key)
             cst = rt.containers.get(name) if rt is not None else None
             if cst is None or cst.state != "running" or rt.phase != "running":
@@ -422,7 +433,18 @@ class Kubelet:
                 if ev:
                     reason = ev[-1][1]
             if reason:
-                kills[key].append((name, reason))
+                self._due.append((key, name, reason))
+                self._due_set.add((key, name))
+        # At most MAX_KILLS_PER_TICK status writes per tick: a cluster-wide wave (thousands
+        # of containers over their limits at once) is spread over the next ticks instead of
+        # stalling one, and nothing is lost.
+        kills = collections.defaultdict(list)
+        budget = self.MAX_KILLS_PER_TICK
+        while self._due and budget > 0:
+            budget -= 1
+            key, name, reason = self._due.popleft()
+            self._due_set.discard((key, name))
+            kills[key].append((name, reason))
         for key, items in kills.items():
             self._apply_kills(key, items, now)
 
@@ -433,10 +455,15 @@ class Kubelet:
             if entry is None or rt is None or entry.obj["metadata"].get("uid") != rt.uid \
                     or U.is_deleting(entry.obj):
                 return
+            killed = 0
             for name, reason in items:
-                self._kill(rt, rt.containers[name], reason, now, entry.obj)
-            self.sim.stats["oomKills"] += len(items)
-            self._write(rt, entry, now)
+                cst = rt.containers.get(name)
+                if cst is not None and cst.state == "running":
+                    self._kill(rt, cst, reason, now, entry.obj)
+                    killed += 1
+            if killed:
+                self.sim.stats["oomKills"] += killed
+                self._write(rt, entry, now)
 
     def _kill(self, rt, cst, reason, now, pod):
         cst.last = {"terminated": {"exitCode": 137, "reason": reason,
@@ -599,6 +626,14 @@ class Kubelet:
         if entry is None:
             raise KeyError(pod_name)
         pod = entry.obj
+        md = pod["metadata"]
+        cached = self._minst.get((ns, pod_name))
+        if cached is None or cached[1] != md.get("uid"):
+            cached = self._minst[(ns, pod_name)] = [None, md.get("uid"), {}]
+        per_container = cached[2]
+        if cached[0] == md.get("resourceVersion") and container in per_container:
+            return per_container[container][1]       # nothing changed since last time
+        cached[0] = md.get("resourceVersion")
         c = None
         for cc in (pod["spec"].get("containers") or []) + (pod["spec"].get("initContainers")
                                                            or []):
@@ -611,17 +646,15 @@ class Kubelet:
         for cs in (pod.get("status") or {}).get("containerStatuses") or ():
             if cs.get("name") == container and cs.get("resources"):
                 res = cs["resources"]
-        mem, cpu = _limits(res)
-        per_pod = self._minst.setdefault((ns, pod_name), {})
-        cached = per_pod.get(container)
-        uid = pod["metadata"].get("uid")
-        if cached is not None and cached[0] == uid and cached[1] == (mem, cpu):
-            return cached[2]
+        limits = _limits(res)
+        old = per_container.get(container)
+        if old is not None and old[0] == limits:
+            return old[1]
         prof = self._profiles_for(pod).get(container)
         inst = None
         if prof is not None:
-            eff = self.sim.profiles.effective(prof, mem, cpu)
+            eff = self.sim.profiles.effective(prof, limits[0], limits[1])
             inst = self.sim.profiles.instance(eff, self.sim.profiles.pod_key(ns, pod_name),
                                               container)
-        per_pod[container] = (uid, (mem, cpu), inst)
+        per_container[container] = (limits, inst)
         return inst

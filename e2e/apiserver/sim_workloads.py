@@ -18,7 +18,7 @@ kube-controller-manager to what clients observe:
 import json
 import time
 
-from . import errors, eviction
+from . import eviction
 from . import sim_util as U
 from .selection import from_label_selector_object
 from .simulation import KCM
@@ -554,10 +554,7 @@ class Workloads:
                "spec": spec}
         if tmd.get("annotations"):
             pod["metadata"]["annotations"] = dict(tmd["annotations"])
-        try:
-            self.sim.create(U.PODS, md["namespace"], pod)
-        except errors.StatusError:   # e.g. the old pod of that name is still terminating
-            pass
+        self.sim.create(U.PODS, md["namespace"], pod)   # refused while the old one terminates
 
     def sync_statefulset(self, key):
         with self.store.lock:

@@ -29,6 +29,7 @@ import time
 import traceback
 
 from . import api as apimod
+from . import errors
 from . import sim_util as U
 from .selection import from_label_selector_object
 
@@ -191,7 +192,8 @@ class Simulation:
         self.kubelet = sim_kubelet.Kubelet(self)
         self.stats = {"ticks": 0, "lastTickMs": 0.0, "maxTickMs": 0.0, "meanTickMs": 0.0,
                       "passes": 0, "lastPassMs": 0.0, "maxPassMs": 0.0, "reconciles": 0,
-                      "writes": 0, "oomKills": 0, "startupMs": 0.0}
+                      "writes": 0, "failedWrites": 0, "oomKills": 0,
+                      "startupMs": 0.0}
         self._thread = None
         self.started = False
 
@@ -265,11 +267,11 @@ class Simulation:
             if self._stop.is_set():
                 break
             try:
-                self._pass()
                 now = time.time()
-                if now >= next_tick:
+                if now >= next_tick:      # an overdue OOM check goes before later timers
                     self._tick()
                     next_tick = max(next_tick + self.opts.tick, now + self.opts.tick / 2)
+                self._pass()
             except Exception:   # keep simulating whatever one object did wrong
                 traceback.print_exc(file=sys.stderr)
                 time.sleep(0.05)
@@ -571,6 +573,17 @@ class Simulation:
         return "100.%d.%d.%d" % (112 + (k >> 16) % 16, (k >> 8) & 255, k & 255)
 
     # --- writes (all under the store lock) -----------------------------------------------------
+    # A refused write (a namespace being terminated, an object a client made invalid) is
+    # what a real controller would report as an event and retry; here it is counted
+    # under failedWrites and retried at the object's next change.
+    def _guarded(self, fn, *args):
+        self.stats["writes"] += 1
+        try:
+            return fn(*args)
+        except errors.StatusError:
+            self.stats["failedWrites"] += 1
+            return None
+
     def write_status(self, gr, entry, status, ctx):
         new = {"apiVersion": entry.obj.get("apiVersion"), "kind": entry.obj.get("kind"),
                "metadata": {"name": entry.obj["metadata"]["name"],
@@ -578,24 +591,16 @@ class Simulation:
                "status": status}
         if not new["metadata"]["namespace"]:
             del new["metadata"]["namespace"]
-        self.stats["writes"] += 1
-        return self.api._update(self.rt[gr], entry, new, ctx, "status")
+        return self._guarded(self.api._update, self.rt[gr], entry, new, ctx, "status")
 
     def write(self, gr, entry, obj, ctx=KCM):
-        self.stats["writes"] += 1
-        return self.api._update(self.rt[gr], entry, obj, ctx, "")
+        return self._guarded(self.api._update, self.rt[gr], entry, obj, ctx, "")
 
     def create(self, gr, ns, obj, ctx=KCM):
-        self.stats["writes"] += 1
-        return self.api.create(self.rt[gr], ns, obj, ctx)
+        return self._guarded(self.api.create, self.rt[gr], ns, obj, ctx)
 
     def delete(self, gr, ns, name, ctx=KCM):
-        from . import errors
-        self.stats["writes"] += 1
-        try:
-            return self.api.delete(self.rt[gr], ns, name, ctx, propagation="Background")
-        except errors.StatusError:
-            return None
+        return self._guarded(self.api.delete, self.rt[gr], ns, name, ctx, "Background")
 
     # --- pods of an owner -------------------------------------------------------------------
     def owned(self, uid, gr):
@@ -623,7 +628,8 @@ class Simulation:
         s.update({"timeScale": self.opts.time_scale, "readyDelay": self.opts.ready_delay,
                   "tick": self.opts.tick, "profileTime": U.rfc3339(self.clock.tau()),
                   "trackedPods": len(self.kubelet.pods), "atRiskContainers":
-                  len(self.kubelet.at_risk), "timers": len(self._timers),
+                  len(self.kubelet.at_risk), "pendingKills": len(self.kubelet._due),
+                  "timers": len(self._timers),
                   "unschedulable": len(self.unschedulable)})
         return s
 
