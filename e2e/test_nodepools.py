@@ -275,8 +275,10 @@ class NodePoolsTest(unittest.TestCase):
                          what="nodepool-general to be removed")
         deletes = [r for r in self.server.requests()
                    if r.get("resource") == "recommendations" and r.get("verb") == "delete"]
-        self.assertEqual([(d["user"], d.get("name")) for d in deletes],
-                         [(SA, "nodepool-general")])
+        # A second delete may follow before the cache hears of the first (it gets a 404, which
+        # counts as done): what matters is that only that Recommendation goes, by the operator.
+        self.assertEqual({(d["user"], d.get("name")) for d in deletes},
+                         {(SA, "nodepool-general")})
 
 
 if __name__ == "__main__":
