@@ -1476,7 +1476,7 @@ static char *read_token(const char *path)
 {
     char *text = NULL;
     size_t len = 0;
-    enum tl_err result = tl_kube_config_read_file(path, 64 * 1024, &text, &len);
+    enum tl_err result = tl_kube_config_read_file(path, (size_t)64 * 1024, &text, &len);
     if (result != TL_OK) {
         fprintf(stderr, "tailor scan: cannot read --prometheus-token-file %s: %s\n", path,
                 result == TL_EIO ? strerror(errno) : tl_strerror(result));

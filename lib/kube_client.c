@@ -302,6 +302,10 @@ static void on_http_done(void *arg, enum tl_err err, const struct tl_http_respon
         fail_now(call, err);
         return;
     }
+    if (resp == NULL) { /* tl_http answers every success with a response; be sure anyway */
+        fail_now(call, TL_EIO);
+        return;
+    }
 
     if (resp->status == 401 && client->creds && !call->auth_retried) {
         /* The token may have rotated under us: fetch a fresh one and try once more. */

@@ -62,6 +62,8 @@ struct text {
     enum tl_err err; /* sticky: the first failure */
 };
 
+static void add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static void add(struct text *t, const char *fmt, ...)
 {
     if (t->err != TL_OK)
